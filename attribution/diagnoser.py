@@ -1,0 +1,179 @@
+"""``diagnose``: one failed run in, the culprit step and agent out (parse -> score -> rank)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from attribution.errors import ConfigError, InputError
+from attribution.rank import agent_totals, aggregate as aggregate_steps, rank
+from attribution.types import Diagnosis, Run, StepScore
+
+__all__ = ["diagnose", "build_diagnosis", "default_pairs_path", "make_scorer"]
+
+
+def default_pairs_path() -> Path:
+    """The pair config of the checkpoint pair embedded in the package (trained in the controlled world)."""
+    return Path(__file__).parent / "world" / "checkpoint" / "pairs.json"
+
+
+def make_scorer(
+    *,
+    policy: str | None = None,
+    reference: str | None = None,
+    beta: float | None = None,
+    pairs: Any = None,
+    window: int | None = None,
+    min_context: int | None = None,
+    chat_template: bool | str = "auto",
+    dtype: str = "float32",
+    device: str = "cpu",
+    progress: bool = False,
+    max_batch_tokens: int = 16384,
+):
+    """A :class:`~attribution.score.Scorer` from CLI-style arguments.
+
+    Give either ``policy`` and ``reference`` (one pair for every agent), or ``pairs`` (a pair
+    config file or :class:`~attribution.score.PairConfig`), or neither for the embedded default.
+    """
+    from attribution.score import CheckpointPair, PairConfig, Scorer, load_pair_config
+
+    if (policy is None) != (reference is None):
+        raise ConfigError("give both policy and reference, or neither")
+    if policy is not None and pairs is not None:
+        raise ConfigError("give either policy/reference or a pair config, not both")
+    if policy is not None:
+        config = PairConfig.single(CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device))
+    elif isinstance(pairs, PairConfig):
+        config = pairs
+    else:
+        path = Path(pairs) if pairs is not None else default_pairs_path()
+        if pairs is None and not path.is_file():
+            raise ConfigError(f"no checkpoint pair given and the embedded default {path} is missing; pass --policy/--reference or --pairs")
+        config = load_pair_config(path, dtype=dtype, device=device)
+        if beta is not None:
+            for p in config.pairs.values():
+                p.beta = float(beta)
+    return Scorer(
+        config,
+        window=window,
+        min_context=min_context,
+        chat_template=chat_template,
+        progress=progress,
+        max_batch_tokens=max_batch_tokens,
+    )
+
+
+def build_diagnosis(
+    run: Run,
+    steps: Sequence[StepScore],
+    *,
+    aggregate: str = "sum",
+    ranker: str = "most-negative",
+    top_k: int = 5,
+    settings: dict[str, Any] | None = None,
+    checkpoints: dict[str, dict[str, Any]] | None = None,
+) -> Diagnosis:
+    """Rank already-scored steps of ``run`` into a :class:`Diagnosis` (no forward pass)."""
+    if top_k < 1:
+        raise ConfigError(f"The 'top_k' parameter must be at least 1. Got {top_k} instead.")
+    scored = aggregate_steps(steps, aggregate)
+    order = rank(scored, ranker)
+    if not order:
+        raise InputError(run.source or run.run_id, "at least one action step with text to score")
+    culprit = order[0][0]
+    by_index = {s.index: s for s in run.steps}
+    labels = {
+        k: v
+        for k, v in (("mistake_step", run.mistake_step), ("mistake_agent", run.mistake_agent), ("success", run.success))
+        if v is not None
+    }
+    return Diagnosis(
+        run_id=run.run_id,
+        source=run.source,
+        culprit_step=culprit,
+        culprit_agent=by_index[culprit].agent,
+        top=[i for i, _ in order[:top_k]],
+        agent_totals=agent_totals(scored),
+        steps=scored,
+        settings={"aggregate": aggregate, "ranker": ranker, "top_k": top_k, **(settings or {})},
+        checkpoints=checkpoints or {},
+        run_steps=[
+            {"index": s.index, "agent": s.agent, "role": s.role, "kind": s.kind, "content": s.content, "to": s.to}
+            for s in run.steps
+        ],
+        labels=labels,
+    )
+
+
+def diagnose(
+    run: Run | str | os.PathLike,
+    *,
+    policy: str | None = None,
+    reference: str | None = None,
+    beta: float | None = None,
+    pairs: Any = None,
+    aggregate: str = "sum",
+    ranker: str = "most-negative",
+    top_k: int = 5,
+    window: int | None = None,
+    min_context: int | None = None,
+    chat_template: bool | str = "auto",
+    format: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    progress: bool = False,
+    scorer: Any = None,
+) -> Diagnosis:
+    """Find the step and agent that most likely made ``run`` fail.
+
+    Parameters
+    ----------
+    run : Run or path to a log file (format auto-detected, or forced with ``format``)
+    policy, reference : checkpoint folder or hub id, for one pair scoring every agent
+    beta : float, the pair's KL coefficient (overrides the config's when given)
+    pairs : pair config file or PairConfig, mapping agents to pairs
+    aggregate : {"sum", "mean", "min", "last"}, token -> step
+    ranker : {"most-negative", "lowest-total", "sharpest-drop"}
+    top_k : int, how many steps to list
+    window, min_context, chat_template : scoring settings, see :class:`~attribution.score.Scorer`
+    scorer : an existing Scorer to reuse (its checkpoints stay loaded)
+
+    Returns
+    -------
+    Diagnosis
+    """
+    from attribution.parse import load_run
+
+    if not isinstance(run, Run):
+        run = load_run(run, format=format)
+    if not run.action_indices:
+        raise InputError(run.source or run.run_id, "at least one action step (an agent's own output)")
+    # Validate cheap settings before any model loads.
+    aggregate_steps([], aggregate)
+    rank([], ranker)
+    if scorer is None:
+        scorer = make_scorer(
+            policy=policy,
+            reference=reference,
+            beta=beta,
+            pairs=pairs,
+            window=window,
+            min_context=min_context,
+            chat_template=chat_template,
+            dtype=dtype,
+            device=device,
+            progress=progress,
+        )
+    scored = scorer.score_many([run])[0]
+    settings = {**scorer.settings(), "dtype": dtype, "rendered_tokens": scored.n_tokens}
+    return build_diagnosis(
+        run,
+        scored.steps,
+        aggregate=aggregate,
+        ranker=ranker,
+        top_k=top_k,
+        settings=settings,
+        checkpoints=scorer.checkpoints(),
+    )

@@ -1,0 +1,277 @@
+"""Checkpoint pairs (policy, reference, beta) and the per-agent pair config.
+
+A pair is the RL-trained checkpoint (policy), the checkpoint it started from (reference) and
+the KL coefficient beta. Each side loads with transformers from a local folder or a hub id.
+Pairs are constructed cheaply and load on first use; two pairs naming the same folders share
+one loaded model.
+
+Pair config file (JSON)::
+
+    {
+      "pairs": {
+        "web":     {"policy": "ckpt/web-rl", "reference": "ckpt/web-sft", "beta": 0.1},
+        "general": {"policy": "org/model-rl", "reference": "org/model-sft", "beta": 0.05}
+      },
+      "agents": {"WebSurfer": "web", "*_Expert": "general"},
+      "default": "general"
+    }
+
+``agents`` maps an agent name or a glob (``fnmatch``) to a pair name, first match wins;
+``default`` takes every other agent (omit it to make an unplaced agent an error). Relative
+folder paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attribution.errors import CheckpointError, ConfigError
+
+__all__ = ["Checkpoint", "CheckpointPair", "PairConfig", "load_pair_config"]
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def _check_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: checkpoint folder not found (expected a folder saved with save_pretrained, or a hub id)")
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any((path / f).is_file() for f in _WEIGHT_FILES) and not list(path.glob("*.safetensors")):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        missing.append("a tokenizer (tokenizer.json or tokenizer_config.json)")
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint folder, missing {', '.join(missing)}")
+
+
+def _fingerprint(path: Path) -> str:
+    """A content id of a local checkpoint: config plus the weights' size and first/last 16 MiB."""
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    block = 16 << 20
+    for f in sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin")):
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with f.open("rb") as fh:
+            h.update(fh.read(block))
+            if size > 2 * block:
+                fh.seek(-block, os.SEEK_END)
+                h.update(fh.read(block))
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Checkpoint:
+    """One side of a pair: a local folder or a hub id, loaded on first use."""
+
+    name: str
+    dtype: str = "float32"
+    device: str = "cpu"
+    _model: Any = field(default=None, init=False, repr=False)
+    _tokenizer: Any = field(default=None, init=False, repr=False)
+    _id: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.name).expanduser().exists() or self.name.startswith((".", "/", "~"))
+
+    @property
+    def id(self) -> str:
+        """Stable id: ``folder-name@content-hash`` for a folder, ``repo@commit`` for a hub id."""
+        if self._id is None:
+            if self.is_local:
+                path = Path(self.name).expanduser().resolve()
+                _check_folder(path)
+                self._id = f"{path.name}@{_fingerprint(path)}"
+            else:
+                commit = getattr(self.model.config, "_commit_hash", None) or "unknown"
+                self._id = f"{self.name}@{commit}"
+        return self._id
+
+    def _load_kwargs(self) -> dict[str, Any]:
+        if self.is_local:
+            _check_folder(Path(self.name).expanduser())
+            return {"local_files_only": True}
+        from attribution.hub import ensure_offline_if_unreachable
+
+        return {} if ensure_offline_if_unreachable() else {"local_files_only": True}
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            kwargs = self._load_kwargs()
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(Path(self.name).expanduser()) if self.is_local else self.name, **kwargs)
+            except Exception as err:
+                raise CheckpointError(f"{self.name}: cannot load its tokenizer ({_first_line(err)}){_offline_hint(kwargs)}") from err
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            if self.dtype not in ("float32", "bfloat16", "float16"):
+                raise ConfigError(f"dtype must be one of float32, bfloat16, float16. Got {self.dtype!r} instead.")
+            kwargs = self._load_kwargs()
+            _quiet_transformers()
+            try:
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(Path(self.name).expanduser()) if self.is_local else self.name,
+                    dtype=getattr(torch, self.dtype),
+                    **kwargs,
+                )
+            except Exception as err:
+                raise CheckpointError(f"{self.name}: cannot load the model ({_first_line(err)}){_offline_hint(kwargs)}") from err
+            self._model = model.to(self.device).eval()
+        return self._model
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "id": self.id, "dtype": self.dtype}
+
+
+def _quiet_transformers() -> None:
+    """Loading bars from transformers would drown our own progress bar."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _offline_hint(kwargs: dict[str, Any]) -> str:
+    return "; the hub is unreachable, so only local folders and the local cache can be used" if kwargs.get("local_files_only") else ""
+
+
+_LOADED: dict[tuple[str, str, str], Checkpoint] = {}
+
+
+def _checkpoint(name: str, dtype: str, device: str) -> Checkpoint:
+    """One Checkpoint object (so one loaded model) per (name, dtype, device) in a process."""
+    key = (str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name, dtype, device)
+    if key not in _LOADED:
+        _LOADED[key] = Checkpoint(name, dtype=dtype, device=device)
+    return _LOADED[key]
+
+
+@dataclass
+class CheckpointPair:
+    """(policy, reference, beta). Construct with :meth:`load`; the models load on first use."""
+
+    policy: Checkpoint
+    reference: Checkpoint
+    beta: float = 1.0
+    name: str = "default"
+    _checked: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
+            raise ConfigError(f"beta must be a positive number. Got {self.beta!r} instead.")
+
+    @classmethod
+    def load(
+        cls, policy: str, reference: str, beta: float = 1.0, *, name: str = "default", dtype: str = "float32", device: str = "cpu"
+    ) -> "CheckpointPair":
+        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), float(beta), name)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.policy.name, self.reference.name)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The pair's tokenizer, after checking that both sides tokenise identically."""
+        a, b = self.policy.tokenizer, self.reference.tokenizer
+        if self._checked:
+            return a
+        if a is not b and (
+            a.get_vocab() != b.get_vocab()
+            or a.all_special_tokens != b.all_special_tokens
+            or getattr(a, "chat_template", None) != getattr(b, "chat_template", None)
+        ):
+            raise CheckpointError(
+                f"pair {self.name!r}: the tokenizers of {self.policy.name} and {self.reference.name} differ; "
+                "a policy and its reference must share one tokenizer"
+            )
+        self._checked = True
+        return a
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": self.policy.describe(), "reference": self.reference.describe(), "beta": self.beta}
+
+
+@dataclass
+class PairConfig:
+    """Which pair scores which agent: agent name or glob -> pair, plus an optional default."""
+
+    pairs: dict[str, CheckpointPair]
+    agents: list[tuple[str, str]] = field(default_factory=list)
+    default: str | None = None
+    source: str = "<pairs>"
+
+    def __post_init__(self) -> None:
+        for pattern, pname in self.agents:
+            if pname not in self.pairs:
+                raise ConfigError(f"{self.source}: agent {pattern!r} names pair {pname!r}, which is not among {sorted(self.pairs)}")
+        if self.default is not None and self.default not in self.pairs:
+            raise ConfigError(f"{self.source}: default pair {self.default!r} is not among {sorted(self.pairs)}")
+
+    @classmethod
+    def single(cls, pair: CheckpointPair) -> "PairConfig":
+        return cls(pairs={pair.name: pair}, default=pair.name)
+
+    def pair_for(self, agent: str) -> CheckpointPair | None:
+        for pattern, pname in self.agents:
+            if fnmatch.fnmatchcase(agent, pattern):
+                return self.pairs[pname]
+        return self.pairs[self.default] if self.default is not None else None
+
+
+def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device: str = "cpu") -> PairConfig:
+    """Read a pair config file (format in the module docstring)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pair config file not found") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: expected a JSON pair config; not JSON (line {err.lineno}, column {err.colno})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("pairs"), dict) or not raw["pairs"]:
+        raise ConfigError(f"{path}: expected an object with a non-empty 'pairs' mapping")
+
+    def resolve(p: Any, where: str) -> str:
+        if not isinstance(p, str) or not p:
+            raise ConfigError(f"{path}: {where} must be a folder or hub id string. Got {p!r} instead.")
+        local = (path.parent / p).expanduser()
+        return str(local) if (p.startswith((".", "/", "~")) or local.exists()) else p
+
+    pairs = {}
+    for pname, spec in raw["pairs"].items():
+        if not isinstance(spec, dict) or "policy" not in spec or "reference" not in spec:
+            raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
+        pairs[pname] = CheckpointPair.load(
+            resolve(spec["policy"], f"pairs.{pname}.policy"),
+            resolve(spec["reference"], f"pairs.{pname}.reference"),
+            spec.get("beta", 1.0),
+            name=pname,
+            dtype=spec.get("dtype", dtype),
+            device=device,
+        )
+    agents = raw.get("agents", {})
+    if not isinstance(agents, dict):
+        raise ConfigError(f"{path}: 'agents' must map agent names or globs to pair names")
+    return PairConfig(pairs=pairs, agents=list(agents.items()), default=raw.get("default"), source=str(path))

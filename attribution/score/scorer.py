@@ -1,0 +1,258 @@
+"""Score every action step of a run with one forward pass per model over the rendered run.
+
+For an action step of agent k, token y_i gets ``beta_k * (log pi_k(y_i | ctx) - log pi_ref,k(y_i | ctx))``
+where ctx is the rendered run before y_i. All agents mapped to one pair share its passes.
+
+A run longer than the model's window is cut into overlapping windows (:func:`plan_windows`):
+every token is scored exactly once, in the window where it has at least ``min_context`` tokens
+of left context (or its whole past, near the start), so no step is dropped or scored blind.
+Windows of many runs are batched together by a token budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from attribution.errors import ConfigError, ScoringError
+from attribution.score.pairs import CheckpointPair, PairConfig
+from attribution.score.render import render_run
+from attribution.types import Run, StepScore
+
+__all__ = ["Window", "plan_windows", "Scorer", "ScoredRun"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens ``[start, end)`` go through the model together; tokens ``[lo, hi)`` are scored from it."""
+
+    start: int
+    end: int
+    lo: int
+    hi: int
+
+
+def plan_windows(n_tokens: int, window: int, min_context: int) -> list[Window]:
+    """Cut ``n_tokens`` into windows of at most ``window`` tokens with stride ``window - min_context``.
+
+    Token ``i >= 1`` is scored in exactly one window, with left context starting at that
+    window's start: the whole past while ``i < window``, else at least ``min_context`` tokens.
+
+    Examples
+    --------
+    >>> plan_windows(10, 8, 4)
+    [Window(start=0, end=8, lo=1, hi=8), Window(start=4, end=10, lo=8, hi=10)]
+    """
+    if window < 2:
+        raise ConfigError(f"window must be at least 2 tokens. Got {window} instead.")
+    if not 1 <= min_context < window:  # a token at a window's first position would be scored blind
+        raise ConfigError(f"min_context must be in [1, window). Got {min_context} with window {window} instead.")
+    if n_tokens <= window:
+        return [Window(0, n_tokens, 1, n_tokens)] if n_tokens > 1 else []
+    stride = window - min_context
+    out = [Window(0, window, 1, window)]
+    start = stride
+    while out[-1].hi < n_tokens:
+        end = min(start + window, n_tokens)
+        out.append(Window(start, end, out[-1].hi, end))
+        start += stride
+    return out
+
+
+@dataclass
+class ScoredRun:
+    """Per-step scores of one run plus what produced them."""
+
+    run: Run
+    steps: list[StepScore]
+    n_tokens: dict[str, int] = field(default_factory=dict)  # rendered length per pair
+
+
+def _model_window(pair: CheckpointPair) -> int:
+    cfg = pair.policy.model.config
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    raise ConfigError(f"{pair.policy.name}: cannot tell the model's context length; pass window=")
+
+
+class Scorer:
+    """Scores runs with a :class:`PairConfig` (or a single :class:`CheckpointPair`).
+
+    Parameters
+    ----------
+    pairs : PairConfig or CheckpointPair
+    window : int, optional
+        Tokens per forward pass; defaults to the model's context length.
+    min_context : int, optional
+        Least left context of a token scored in a later window; default ``window // 4``
+        (so a long run costs at most 4/3 of one pass).
+    chat_template : {"auto", True, False}
+        See :func:`attribution.score.render.render_run`.
+    max_batch_tokens : int
+        Padded tokens per forward pass when batching windows of several runs.
+    chunk : int
+        Positions per output-head call (bounds the fp32 logits held at once).
+    progress : bool
+        Show a progress bar over forward passes.
+    """
+
+    def __init__(
+        self,
+        pairs: PairConfig | CheckpointPair,
+        *,
+        window: int | None = None,
+        min_context: int | None = None,
+        chat_template: bool | str = "auto",
+        max_batch_tokens: int = 16384,
+        chunk: int = 1024,
+        progress: bool = False,
+    ):
+        self.pairs = PairConfig.single(pairs) if isinstance(pairs, CheckpointPair) else pairs
+        self.window = window
+        self.min_context = min_context
+        self.chat_template = chat_template
+        self.max_batch_tokens = max_batch_tokens
+        self.chunk = chunk
+        self.progress = progress
+
+    # -- settings -------------------------------------------------------------------------
+    def window_for(self, pair: CheckpointPair) -> tuple[int, int]:
+        limit = _model_window(pair)
+        window = self.window or limit
+        if window > limit:
+            raise ConfigError(f"window must be at most the model's context length {limit}. Got {window} instead.")
+        min_context = max(1, window // 4) if self.min_context is None else self.min_context
+        return window, min_context
+
+    def settings(self) -> dict[str, Any]:
+        return {"window": self.window, "min_context": self.min_context, "chat_template": self.chat_template}
+
+    def checkpoints(self) -> dict[str, dict[str, Any]]:
+        return {name: pair.describe() for name, pair in self.pairs.pairs.items()}
+
+    # -- placement ------------------------------------------------------------------------
+    def assign(self, run: Run) -> dict[int, CheckpointPair]:
+        """The pair that scores each action step; an agent no pair takes is an error."""
+        out = {}
+        for step in run.steps:
+            if step.is_action:
+                pair = self.pairs.pair_for(step.agent)
+                if pair is None:
+                    raise ConfigError(
+                        f"{run.source or run.run_id}, step {step.index}: no checkpoint pair for agent {step.agent!r} "
+                        f"in {self.pairs.source} (add it to 'agents' or set a 'default')"
+                    )
+                out[step.index] = pair
+        return out
+
+    # -- scoring --------------------------------------------------------------------------
+    def score(self, run: Run) -> list[StepScore]:
+        return self.score_many([run])[0].steps
+
+    def score_many(self, runs: Sequence[Run]) -> list[ScoredRun]:
+        """Score several runs, batching windows across runs; one pass per model per window."""
+        import torch
+
+        from attribution.score.logprobs import OutputHead, realised_logprobs
+
+        assignments = [self.assign(run) for run in runs]
+        by_pair: dict[tuple[str, str], CheckpointPair] = {}
+        for a in assignments:
+            for pair in a.values():
+                by_pair.setdefault(pair.key, pair)
+
+        # (run idx, step idx) -> (token ids, policy logps, ref logps, beta)
+        results: dict[tuple[int, int], tuple[list[int], list[float], list[float], float]] = {}
+        lengths: list[dict[str, int]] = [{} for _ in runs]
+        for key, pair in by_pair.items():
+            tok = pair.tokenizer
+            window, min_context = self.window_for(pair)
+            jobs = []  # (run idx, rendered, window, scored positions, owners)
+            for r, run in enumerate(runs):
+                steps = [i for i, p in assignments[r].items() if p.key == key]
+                if not steps:
+                    continue
+                rendered = render_run(run, tok, chat_template=self.chat_template)
+                lengths[r][pair.name] = len(rendered)
+                owner = {}
+                for i in steps:
+                    s, e = rendered.spans[i]
+                    for pos in range(max(s, 1), e):
+                        owner[pos] = i
+                for w in plan_windows(len(rendered), window, min_context):
+                    pos = [p for p in range(w.lo, w.hi) if p in owner] if owner else []
+                    if pos:
+                        jobs.append((r, rendered, w, pos, owner))
+            heads = [OutputHead(pair.policy.model), OutputHead(pair.reference.model)]
+            device = next(pair.policy.model.parameters()).device
+            values: dict[tuple[int, int], list[float]] = {}
+            for batch in _batches(jobs, self.max_batch_tokens, self.progress, pair.name):
+                width = max(w.end - w.start for _, _, w, _, _ in batch)
+                ids = torch.zeros(len(batch), width, dtype=torch.long)
+                mask = torch.zeros(len(batch), width, dtype=torch.long)
+                rows, cols = [], []
+                for b, (r, rendered, w, pos, _) in enumerate(batch):
+                    ids[b, : w.end - w.start] = torch.tensor(rendered.input_ids[w.start : w.end])
+                    mask[b, : w.end - w.start] = 1
+                    rows.extend([b] * len(pos))
+                    cols.extend(p - w.start for p in pos)
+                ids, mask = ids.to(device), mask.to(device)
+                rows_t = torch.tensor(rows, device=device)
+                cols_t = torch.tensor(cols, device=device)
+                lp = [realised_logprobs(h, ids, mask, rows_t, cols_t, chunk=self.chunk).cpu().tolist() for h in heads]
+                k = 0
+                for r, rendered, w, pos, _ in batch:
+                    for p in pos:
+                        values[(r, p)] = [lp[0][k], lp[1][k]]
+                        k += 1
+            for r, rendered, w, pos, owner in jobs:
+                for p in pos:
+                    i = owner[p]
+                    ids_, a, b, _ = results.setdefault((r, i), ([], [], [], pair.beta))
+                    ids_.append(rendered.input_ids[p])
+                    a.append(values[(r, p)][0])
+                    b.append(values[(r, p)][1])
+
+        out = []
+        for r, run in enumerate(runs):
+            steps = []
+            for step in run.steps:
+                if not step.is_action:
+                    steps.append(StepScore(step.index, step.agent, step.kind))
+                    continue
+                pair = assignments[r][step.index]
+                ids_, a, b, beta = results.get((r, step.index), ([], [], [], pair.beta))
+                for x in (*a, *b):
+                    if not math.isfinite(x):
+                        raise ScoringError(
+                            f"{run.source or run.run_id}, step {step.index}: a non-finite log-prob under pair {pair.name!r}"
+                        )
+                texts = pair.tokenizer.batch_decode([[t] for t in ids_]) if ids_ else []
+                steps.append(StepScore(step.index, step.agent, step.kind, texts, a, b, beta))
+            out.append(ScoredRun(run, steps, lengths[r]))
+        return out
+
+
+def _batches(jobs: list, max_tokens: int, progress: bool, name: str) -> Iterable[list]:
+    """Group windows into batches of at most ``max_tokens`` padded tokens, longest first."""
+    from tqdm.auto import tqdm
+
+    order = sorted(jobs, key=lambda j: j[2].end - j[2].start, reverse=True)
+    batches, cur, width = [], [], 0
+    for job in order:
+        n = job[2].end - job[2].start
+        if cur and max(width, n) * (len(cur) + 1) > max_tokens:
+            batches.append(cur)
+            cur, width = [], 0
+        cur.append(job)
+        width = max(width, n)
+    if cur:
+        batches.append(cur)
+    total = sum(sum(j[2].end - j[2].start for j in b) for b in batches)
+    with tqdm(total=total, unit="tok", desc=f"scoring ({name})", disable=not progress, leave=False) as bar:
+        for b in batches:
+            yield b
+            bar.update(sum(j[2].end - j[2].start for j in b))

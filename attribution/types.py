@@ -1,0 +1,186 @@
+"""The contract layer: runs, steps and diagnoses. No torch import here.
+
+A :class:`Run` is what a parser returns: an ordered list of :class:`Step`. Scoring
+turns a run into :class:`StepScore` objects (per-token log-probs under the policy
+and the reference of the step's agent); ranking turns those into a
+:class:`Diagnosis`, which serialises to the versioned JSON schema documented in
+``docs/diagnosis-schema.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ACTION",
+    "OBSERVATION",
+    "SCHEMA_VERSION",
+    "Step",
+    "Run",
+    "StepScore",
+    "Diagnosis",
+]
+
+ACTION: Literal["action"] = "action"
+OBSERVATION: Literal["observation"] = "observation"
+SCHEMA_VERSION = "attribution.diagnosis/1"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of a multi-agent log.
+
+    Attributes
+    ----------
+    index : int
+        0-based position in the log (``history[index]`` for Who&When).
+    agent : str
+        The speaker, normalised: ``"Orchestrator (-> WebSurfer)"`` becomes ``"Orchestrator"``.
+        For observations this is the tool / human / environment that produced the text.
+    role : str
+        The raw role string as it appears in the log.
+    kind : {"action", "observation"}
+        ``action`` is an agent's own output (scored); ``observation`` is context only
+        (tool or terminal output, the human's input, environment text).
+    content : str
+        The text of the step; for chat messages, ``tool_calls`` are appended as text.
+    to : str or None
+        The agent this step hands off to, when the log says so (``Orchestrator (-> WebSurfer)``).
+    """
+
+    index: int
+    agent: str
+    role: str
+    kind: Literal["action", "observation"]
+    content: str
+    to: str | None = None
+
+    @property
+    def is_action(self) -> bool:
+        return self.kind == ACTION
+
+
+@dataclass
+class Run:
+    """A parsed multi-agent run, with optional labels.
+
+    ``mistake_step`` is an integer index into ``steps`` (converted once, at load).
+    """
+
+    steps: list[Step]
+    run_id: str
+    source: str = ""
+    format: str = ""
+    question: str | None = None
+    mistake_step: int | None = None
+    mistake_agent: str | None = None
+    success: bool | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def agents(self) -> list[str]:
+        """Agents with at least one action step, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for s in self.steps:
+            if s.is_action:
+                seen.setdefault(s.agent, None)
+        return list(seen)
+
+    @property
+    def action_indices(self) -> list[int]:
+        return [s.index for s in self.steps if s.is_action]
+
+    def content_hash(self) -> str:
+        """Hash of everything that scoring reads (speakers, kinds, texts), not the labels."""
+        h = hashlib.sha256()
+        for s in self.steps:
+            h.update(json.dumps([s.agent, s.role, s.kind, s.content, s.to]).encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class StepScore:
+    """Per-token scores of one step.
+
+    ``logps`` / ``ref_logps`` are the log-probs of the step's tokens under the
+    policy and the reference; ``ratios`` are ``beta * (logps - ref_logps)``.
+    Observations carry empty lists and ``score = None``.
+    """
+
+    index: int
+    agent: str
+    kind: str
+    tokens: list[str] = field(default_factory=list)
+    logps: list[float] = field(default_factory=list)
+    ref_logps: list[float] = field(default_factory=list)
+    beta: float = 1.0
+    score: float | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.logps)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [self.beta * (a - b) for a, b in zip(self.logps, self.ref_logps)]
+
+
+@dataclass
+class Diagnosis:
+    """The result of :func:`attribution.diagnose`.
+
+    ``culprit_step`` / ``culprit_agent`` name the flagged step; ``top`` the top-k
+    step indices best first; ``agent_totals`` each agent's summed step score.
+    """
+
+    run_id: str
+    source: str
+    culprit_step: int
+    culprit_agent: str
+    top: list[int]
+    agent_totals: dict[str, float]
+    steps: list[StepScore]
+    settings: dict[str, Any]
+    checkpoints: dict[str, dict[str, Any]]
+    run_steps: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for s in d["steps"]:
+            s["n_tokens"] = len(s["logps"])
+        return d
+
+    def to_json(self, **kw: Any) -> str:
+        d = self.to_dict()
+        _check_finite(d)
+        return json.dumps(d, ensure_ascii=False, **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Diagnosis":
+        if d.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"expected schema {SCHEMA_VERSION!r}, got {d.get('schema')!r}")
+        steps = [
+            StepScore(**{k: v for k, v in s.items() if k != "n_tokens"}) for s in d["steps"]
+        ]
+        rest = {k: v for k, v in d.items() if k != "steps"}
+        return cls(steps=steps, **rest)
+
+
+def _check_finite(obj: Any) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError("refusing to write a non-finite score")
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _check_finite(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _check_finite(v)

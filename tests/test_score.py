@@ -1,0 +1,165 @@
+"""Scoring: one pass (with sliding windows and batching) equals naive per-step re-encoding."""
+
+
+import pytest
+import torch
+
+from attribution.errors import CheckpointError, ConfigError, ScoringError
+from attribution.score import CheckpointPair, PairConfig, Scorer, plan_windows, render_run
+from attribution.score.logprobs import selective_log_softmax
+from attribution.tiny import build_tiny_pair
+from attribution.types import Run, Step
+
+
+@pytest.fixture(scope="module")
+def pair_dirs(tmp_path_factory):
+    return build_tiny_pair(tmp_path_factory.mktemp("pair"), max_positions=96)
+
+
+def make_run(n_steps=12, seed=0, run_id="r"):
+    words = "search the page for the ticket price then report back to the orchestrator exitcode 0 code output".split()
+    g = torch.Generator().manual_seed(seed)
+    steps = []
+    for i in range(n_steps):
+        k = int(torch.randint(3, 30, (1,), generator=g))
+        text = " ".join(words[int(j)] for j in torch.randint(0, len(words), (k,), generator=g))
+        if i % 4 == 3:
+            steps.append(Step(i, "terminal", "tool", "observation", text))
+        else:
+            agent = ["Orchestrator", "WebSurfer", "Assistant"][i % 3]
+            steps.append(Step(i, agent, agent, "action", text))
+    return Run(steps, run_id)
+
+
+def naive_scores(run, pair, window, min_context):
+    """Re-encode each step's context from scratch, one forward pass per (step, context start)."""
+    tok = pair.tokenizer
+    rendered = render_run(run, tok)
+    ids = rendered.input_ids
+    plan = plan_windows(len(ids), window, min_context)
+    start_of = {p: w.start for w in plan for p in range(w.lo, w.hi)}
+    out = {}
+    for step in run.steps:
+        if not step.is_action:
+            continue
+        s, e = rendered.spans[step.index]
+        lp, ref = [], []
+        for p in range(s, e):
+            c = start_of[p]
+            x = torch.tensor([ids[c : p + 1]])
+            for model, acc in ((pair.policy.model, lp), (pair.reference.model, ref)):
+                logits = model(input_ids=x).logits[0, -2].detach().double()
+                acc.append(float(torch.log_softmax(logits, -1)[ids[p]]))
+        out[step.index] = (lp, ref)
+    return out, plan
+
+
+@pytest.mark.parametrize("window,min_context", [(96, 24), (40, 10), (32, 1)])
+def test_one_pass_equals_naive_per_step(pair_dirs, window, min_context):
+    pair = CheckpointPair.load(*pair_dirs, beta=0.3)
+    run = make_run()
+    naive, plan = naive_scores(run, pair, window, min_context)
+    if window < 96:
+        assert len(plan) > 2, "the run must cross several window boundaries"
+    scores = Scorer(pair, window=window, min_context=min_context, max_batch_tokens=window * 3).score(run)
+    for st in scores:
+        if st.kind != "action":
+            assert st.logps == [] and st.score is None
+            continue
+        lp, ref = naive[st.index]
+        assert len(st.logps) == len(lp) > 0
+        assert max(abs(a - b) for a, b in zip(st.logps, lp)) < 1e-4
+        assert max(abs(a - b) for a, b in zip(st.ref_logps, ref)) < 1e-4
+        assert st.ratios == pytest.approx([0.3 * (a - b) for a, b in zip(lp, ref)], abs=1e-4)
+
+
+def test_windows_partition_and_context():
+    for n in (1, 2, 7, 8, 9, 50, 333):
+        for window, mc in ((8, 2), (8, 1), (16, 15), (5, 4)):
+            plan = plan_windows(n, window, mc)
+            scored = [p for w in plan for p in range(w.lo, w.hi)]
+            assert scored == list(range(1, n))  # every token but the first, once, in order
+            for w in plan:
+                assert w.end - w.start <= window
+                assert w.lo - w.start >= min(mc, w.lo) >= 1 and w.start <= w.lo <= w.hi <= w.end
+
+
+def test_batched_equals_unbatched(pair_dirs):
+    pair = CheckpointPair.load(*pair_dirs)
+    runs = [make_run(12, seed=s, run_id=str(s)) for s in range(3)]
+    batched = Scorer(pair, window=40, min_context=10, max_batch_tokens=10_000).score_many(runs)
+    for run, b in zip(runs, batched):
+        single = Scorer(pair, window=40, min_context=10, max_batch_tokens=1).score(run)
+        for x, y in zip(b.steps, single):
+            assert x.logps == pytest.approx(y.logps, abs=1e-5)
+            assert x.ref_logps == pytest.approx(y.ref_logps, abs=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_selective_log_softmax_matches_formula(dtype):
+    logits = (torch.randn(4, 7, 50) * 5).to(dtype)
+    index = torch.randint(0, 50, (4, 7))
+    want = torch.log_softmax(logits.float(), -1).gather(-1, index[..., None])[..., 0]
+    got = selective_log_softmax(logits, index)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_agents_sharing_a_pair_share_its_passes(pair_dirs, monkeypatch):
+    import attribution.score.logprobs as lp
+
+    calls = []
+    orig = lp.realised_logprobs
+    monkeypatch.setattr(lp, "realised_logprobs", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    pair = CheckpointPair.load(*pair_dirs)
+    config = PairConfig(pairs={"a": pair}, agents=[("Web*", "a"), ("Orch*", "a")], default="a")
+    Scorer(config).score(make_run(8))
+    assert len(calls) == 2  # one pass of the policy, one of the reference, for three agents
+
+
+def test_unplaced_agent_is_an_error(pair_dirs):
+    pair = CheckpointPair.load(*pair_dirs)
+    config = PairConfig(pairs={"web": pair}, agents=[("WebSurfer", "web")], source="pairs.json")
+    with pytest.raises(ConfigError, match=r"pairs.json.*|step 0: no checkpoint pair for agent 'Orchestrator'"):
+        Scorer(config).score(make_run(8, run_id="r.json"))
+
+
+def test_mismatched_tokenizers_refused(pair_dirs, tmp_path):
+    from attribution.tiny import build_tokenizer
+
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(pair_dirs[1], other)
+    build_tokenizer(300).save_pretrained(other)
+    pair = CheckpointPair.load(pair_dirs[0], other)
+    with pytest.raises(CheckpointError, match="tokenizers .* differ"):
+        Scorer(pair).score(make_run(4))
+
+
+def test_missing_and_incomplete_checkpoints(pair_dirs, tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        CheckpointPair.load(tmp_path / "nope", pair_dirs[1]).policy.model
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="incomplete checkpoint folder, missing weights"):
+        CheckpointPair.load(broken, pair_dirs[1]).policy.model
+
+
+def test_non_finite_score_is_an_error(pair_dirs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(pair_dirs[0])
+    with torch.no_grad():
+        model.lm_head.weight[5:9] = float("nan")
+    model.save_pretrained(tmp_path / "nan")
+    AutoTokenizer.from_pretrained(pair_dirs[0]).save_pretrained(tmp_path / "nan")
+    pair = CheckpointPair.load(tmp_path / "nan", pair_dirs[1])
+    with pytest.raises(ScoringError, match=r"step \d+: a non-finite log-prob"):
+        Scorer(pair).score(make_run(4))
+
+
+def test_min_context_must_leave_context():
+    with pytest.raises(ConfigError, match="min_context"):
+        plan_windows(100, 8, 0)
