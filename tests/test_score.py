@@ -163,3 +163,63 @@ def test_non_finite_score_is_an_error(pair_dirs, tmp_path):
 def test_min_context_must_leave_context():
     with pytest.raises(ConfigError, match="min_context"):
         plan_windows(100, 8, 0)
+
+
+def test_chat_template_rendering_spans_are_exact(pair_dirs):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pair_dirs[0])
+    tok.chat_template = "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+    run = make_run(8)
+    rendered = render_run(run, tok)
+    assert rendered.mode == "chat_template"
+    for step in run.steps:
+        s, e = rendered.spans[step.index]
+        assert tok.decode(rendered.input_ids[s:e]) == step.content
+    text = tok.decode(rendered.input_ids)
+    assert "assistant\n[Orchestrator]: " in text and "user\n[terminal]: " in text
+    assert render_run(run, tok, chat_template=False).mode == "plain"
+
+
+def test_chat_template_that_alters_text_is_refused(pair_dirs):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pair_dirs[0])
+    tok.chat_template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}"
+    with pytest.raises(ConfigError, match="altered the text of step 0.*--no-chat-template"):
+        render_run(make_run(4), tok)
+
+
+def test_hub_id_fails_fast_offline(monkeypatch, pair_dirs):
+    import time
+
+    from attribution.hub import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_reachable.cache_clear()
+    t0 = time.monotonic()
+    with pytest.raises(CheckpointError, match="some-org/no-such-model: cannot load.*hub is unreachable"):
+        CheckpointPair.load("some-org/no-such-model", pair_dirs[1]).policy.model
+    assert time.monotonic() - t0 < 30  # not the ~47 s of retries
+    hub_reachable.cache_clear()
+
+
+def test_pair_config_file(pair_dirs, tmp_path):
+    import json
+
+    from attribution.score import load_pair_config
+
+    cfg = tmp_path / "pairs.json"
+    cfg.write_text(json.dumps({
+        "pairs": {"a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": 0.2}},
+        "agents": {"Web*": "a"},
+        "default": "a",
+    }))
+    config = load_pair_config(cfg)
+    assert config.pair_for("WebSurfer").beta == 0.2 and config.pair_for("Other") is config.pairs["a"]
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": "x"}}}))
+    with pytest.raises(ConfigError, match="pairs.json: pair 'a' must have 'policy' and 'reference'"):
+        load_pair_config(cfg)
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": "x", "reference": "y"}}, "agents": {"W": "b"}}))
+    with pytest.raises(ConfigError, match="names pair 'b'"):
+        load_pair_config(cfg)
