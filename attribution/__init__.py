@@ -7,11 +7,13 @@ Pipeline: parse (``attribution.parse``) -> graph (``attribution.graph``) -> scor
 from attribution.errors import AttributionError, CheckpointError, ConfigError, InputError, ScoringError
 from attribution.types import Diagnosis, Run, Step, StepScore
 from attribution.diagnoser import diagnose  # noqa: E402  (after the types it uses)
+from attribution.evaluation import evaluate  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "diagnose",
+    "evaluate",
     "AttributionError",
     "CheckpointError",
     "ConfigError",

@@ -1,0 +1,190 @@
+"""Score once: an on-disk cache of per-token log-probs, one file per (run, checkpoint setup).
+
+Layout: ``<root>/<setup digest>/<run content hash>.npz`` plus ``<root>/<setup digest>/key.json``
+describing the setup. The setup (:func:`scoring_key`) is everything that changes the numbers:
+each pair's policy and reference checkpoint ids, the tokenizer, the rendering (chat template
+or plain), which pair scores which agent, ``window`` and ``min_context``. ``beta`` is not in
+it: the file holds log-probs, and each step's beta is applied when the entry is read, so a
+new beta costs no forward pass.
+
+Each entry holds, for every action step with scored tokens, the policy and reference
+log-probs and the policy's predictive entropy of each token, as float32 (token texts are
+not kept). The scorer computes
+them in float32, so the round trip is exact. Files are written atomically
+(:func:`attribution.io.atomic_write_bytes`): a kill leaves each entry whole or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attribution.io import atomic_write_bytes, atomic_write_text
+from attribution.types import Run, StepScore
+
+__all__ = ["CACHE_FORMAT", "default_cache_dir", "scoring_key", "ScoreCache"]
+
+CACHE_FORMAT = "attribution.logprob-cache/1"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/attribution/logprobs`` (``~/.cache/attribution/logprobs`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "attribution" / "logprobs"
+
+
+def _tokenizer_id(tok: Any) -> str:
+    h = hashlib.sha256(type(tok).__name__.encode())
+    h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
+    h.update(json.dumps([getattr(tok, "chat_template", None), tok.all_special_tokens, getattr(tok, "bos_token_id", None)]).encode())
+    return h.hexdigest()[:16]
+
+
+def scoring_key(scorer: Any) -> dict[str, Any]:
+    """What the cached numbers depend on, for a :class:`~attribution.score.Scorer`.
+
+    Loads each pair's tokenizer (to tell the rendering); loads no model for local checkpoints.
+    """
+    from attribution.score.render import has_chat_template
+
+    pairs = {}
+    for name, pair in sorted(scorer.pairs.pairs.items()):
+        tok = pair.tokenizer
+        template = scorer.chat_template is True or (scorer.chat_template == "auto" and has_chat_template(tok))
+        pairs[name] = {
+            "policy": pair.policy.id,
+            "reference": pair.reference.id,
+            "dtype": [pair.policy.dtype, pair.reference.dtype],
+            "tokenizer": _tokenizer_id(tok),
+            "render": "chat_template" if template else "plain",
+        }
+    return {
+        "format": CACHE_FORMAT,
+        "pairs": pairs,
+        "agents": [list(a) for a in scorer.pairs.agents],
+        "default": scorer.pairs.default,
+        "window": scorer.window,
+        "min_context": scorer.min_context,
+        "chat_template": scorer.chat_template,
+    }
+
+
+class ScoreCache:
+    """Per-run score entries for one scoring setup.
+
+    Parameters
+    ----------
+    root : path or None
+        The cache folder; None keeps entries in memory only (nothing survives the process).
+    key : dict
+        The setup, from :func:`scoring_key`.
+    """
+
+    def __init__(self, root: str | os.PathLike | None, key: dict[str, Any]):
+        self.root = Path(root).expanduser() if root is not None else None
+        self.key = key
+        self.digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self._memory: dict[str, bytes] = {}
+
+    @property
+    def folder(self) -> Path | None:
+        return self.root / self.digest if self.root is not None else None
+
+    def path(self, run: Run) -> Path | None:
+        return self.folder / f"{run.content_hash()}.npz" if self.folder is not None else None
+
+    def __contains__(self, run: Run) -> bool:
+        if self.folder is None:
+            return run.content_hash() in self._memory
+        return self.path(run).is_file()
+
+    def __len__(self) -> int:
+        if self.folder is None:
+            return len(self._memory)
+        return len(list(self.folder.glob("*.npz"))) if self.folder.is_dir() else 0
+
+    def put(self, scored: Any) -> None:
+        """Store a :class:`~attribution.score.ScoredRun` (made with ``Scorer(entropy=True)``)."""
+        run = scored.run
+        steps = [s for s in scored.steps if s.logps]
+        offsets = np.cumsum([0] + [len(s.logps) for s in steps]).astype(np.int64)
+        meta = {"run": run.content_hash(), "setup": self.digest, "n_tokens": scored.n_tokens}
+
+        def cat(values: list[list[float]]) -> np.ndarray:
+            return np.asarray([x for v in values for x in v], dtype=np.float32)
+
+        entropies = [scored.entropies.get(s.index, []) for s in steps]
+        if any(len(e) != len(s.logps) for e, s in zip(entropies, steps)):
+            raise ValueError("ScoreCache.put needs per-token entropies: score with Scorer(entropy=True)")
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            steps=np.asarray([s.index for s in steps], dtype=np.int64),
+            offsets=offsets,
+            logps=cat([s.logps for s in steps]),
+            ref_logps=cat([s.ref_logps for s in steps]),
+            entropy=cat(entropies),
+            meta=np.asarray(json.dumps(meta)),
+        )
+        data = buf.getvalue()
+        if self.folder is None:
+            self._memory[run.content_hash()] = data
+            return
+        if not (self.folder / "key.json").is_file():
+            atomic_write_text(self.folder / "key.json", json.dumps(self.key, indent=1, sort_keys=True))
+        atomic_write_bytes(self.path(run), data)
+
+    def get(self, run: Run, betas: dict[int, float]) -> "CachedScores | None":
+        """The entry of ``run``, or None when absent or unreadable (then it is scored again).
+
+        ``betas`` maps each action step index to the beta of the pair that scores it.
+        """
+        if self.folder is None:
+            data = self._memory.get(run.content_hash())
+            if data is None:
+                return None
+            src: Any = io.BytesIO(data)
+        else:
+            src = self.path(run)
+            if not src.is_file():
+                return None
+        try:
+            with np.load(src, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in ("steps", "offsets", "logps", "ref_logps", "entropy", "meta")}
+            meta = json.loads(str(arrays["meta"]))
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        if meta.get("run") != run.content_hash():
+            return None
+        return CachedScores.from_arrays(run, arrays, betas, meta)
+
+
+class CachedScores:
+    """One run's cached scores: :class:`StepScore` objects (token texts left empty) and entropies."""
+
+    def __init__(self, run: Run, steps: list[StepScore], entropies: dict[int, list[float]], n_tokens: dict[str, int]):
+        self.run = run
+        self.steps = steps
+        self.entropies = entropies
+        self.n_tokens = n_tokens
+
+    @classmethod
+    def from_arrays(cls, run: Run, a: dict[str, np.ndarray], betas: dict[int, float], meta: dict[str, Any]) -> "CachedScores":
+        spans = {int(i): (int(a["offsets"][k]), int(a["offsets"][k + 1])) for k, i in enumerate(a["steps"])}
+        logps, ref_logps, entropy = a["logps"].tolist(), a["ref_logps"].tolist(), a["entropy"].tolist()
+        steps, entropies = [], {}
+        for step in run.steps:
+            if step.index in spans:
+                lo, hi = spans[step.index]
+                beta = betas.get(step.index, 1.0)
+                steps.append(StepScore(step.index, step.agent, step.kind, [], logps[lo:hi], ref_logps[lo:hi], beta))
+                entropies[step.index] = entropy[lo:hi]
+            else:
+                steps.append(StepScore(step.index, step.agent, step.kind, beta=betas.get(step.index, 1.0)))
+        return cls(run, steps, entropies, dict(meta.get("n_tokens", {})))

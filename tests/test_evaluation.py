@@ -1,0 +1,410 @@
+"""Evaluation: data through HF datasets, exact metrics, honest selection, the score cache, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from attribution.errors import ConfigError, InputError
+from attribution.evaluation import baselines as bl
+from attribution.evaluation.data import load_dataset, runs_from_dataset
+from attribution.evaluation.metrics import (
+    Prediction,
+    bootstrap_auroc_ci,
+    bootstrap_indices,
+    prediction_values,
+    step_accuracy_score,
+    success_auroc_score,
+    summarize,
+    top_k_hit_score,
+)
+from attribution.evaluation.report import pct
+from attribution.evaluation.selection import assign_folds, best_setting, cross_validate
+from attribution.types import Run, Step
+
+WORDS = "search the page for the ticket price then report back to the orchestrator exitcode 0 code output".split()
+
+
+def labelled_runs(n_fail=4, n_success=2, seed=0):
+    """Generic labelled records: failures with step/agent labels, successes with only success=True."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n_fail + n_success):
+        msgs = [{"role": "user", "content": f"task {k}: find the price"}]
+        for i in range(int(rng.integers(4, 8))):
+            text = " ".join(rng.choice(WORDS, size=int(rng.integers(4, 20))))
+            if i % 3 == 2:
+                msgs.append({"role": "tool", "name": "terminal", "content": text})
+            else:
+                msgs.append({"role": "assistant", "name": ["planner", "coder"][i % 2], "content": text})
+        rec = {"id": f"run-{k}", "messages": msgs, "subset": "alpha" if k % 2 else "beta"}
+        if k < n_fail:
+            step = int(rng.choice([i for i, m in enumerate(msgs) if m["role"] == "assistant"]))
+            rec.update(mistake_step=step, mistake_agent=msgs[step]["name"], success=False)
+        else:
+            rec["success"] = True
+        out.append(rec)
+    return out
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def run_of(n, mistake_step=None, mistake_agent=None, success=None, kinds=None):
+    kinds = kinds or ["action"] * n
+    steps = [Step(i, f"a{i % 2}", "assistant", kinds[i], f"text {i}") for i in range(n)]
+    return Run(steps, f"r{n}", mistake_step=mistake_step, mistake_agent=mistake_agent, success=success)
+
+
+# -- data -------------------------------------------------------------------------------------
+def test_random_baseline_over_all_steps_matches_who_and_when_papers(who_and_when):
+    """12.00% (Algorithm-Generated) and 4.16% (Hand-Crafted): mean of 1/len(history), from the data."""
+    import datasets
+
+    ds = load_dataset("who-and-when", data_dir=who_and_when)
+    assert isinstance(ds, datasets.Dataset) and len(ds) == 184
+    runs = runs_from_dataset(ds)
+    got = {}
+    for subset in ("algorithm-generated", "hand-crafted"):
+        sub = [r for r in runs if r.meta["subset"] == subset]
+        m = summarize(sub, expected=[bl.random_expectation(r, over="all") for r in sub], n_boot=0)
+        got[subset] = pct(m["step_accuracy_score"].value)
+        assert m["step_accuracy_score"].value == pytest.approx(np.mean([1 / len(r.steps) for r in sub]))
+    assert got == {"algorithm-generated": "12.00", "hand-crafted": "4.16"}
+    # uniform over the steps the ranker may choose is a different (higher) number
+    sub = [r for r in runs if r.meta["subset"] == "hand-crafted"]
+    action = summarize(sub, expected=[bl.random_expectation(r, over="action") for r in sub], n_boot=0)
+    assert action["step_accuracy_score"].value > 0.0416
+
+
+def test_generic_labelled_file_through_datasets(tmp_path):
+    records = labelled_runs()
+    path = write_jsonl(tmp_path / "mine.jsonl", records)
+    ds = load_dataset(path)
+    assert ds.column_names == ["run_id", "subset", "source", "record"] and len(ds) == 6
+    runs = runs_from_dataset(ds)
+    assert [r.run_id for r in runs] == [f"run-{k}" for k in range(6)]
+    assert runs[0].mistake_step == records[0]["mistake_step"] and runs[0].mistake_agent == records[0]["mistake_agent"]
+    assert runs[5].success is True and runs[5].mistake_step is None
+    assert runs[1].meta["subset"] == "alpha" and runs[1].source.endswith("mine.jsonl, line 2")
+    assert len(load_dataset(path, subset="alpha")) == 3
+    (tmp_path / "plain.json").write_text(json.dumps([{"messages": records[0]["messages"]}]))
+    with pytest.raises(InputError, match=r"plain.json, run 0: expected a labelled run"):
+        runs_from_dataset(load_dataset(tmp_path / "plain.json"))
+    with pytest.raises(InputError, match="no such file"):
+        load_dataset(tmp_path / "missing.jsonl")
+
+
+def test_who_and_when_offline_without_data_dir_fails_at_once(monkeypatch):
+    import huggingface_hub.constants as c
+
+    from attribution.hub import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", c.HF_HUB_OFFLINE)
+    hub_reachable.cache_clear()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ConfigError, match=r"Kevin355/Who_and_When: the Hugging Face hub is unreachable; pass --data-dir"):
+            load_dataset("who-and-when")
+    finally:
+        hub_reachable.cache_clear()
+    assert time.monotonic() - t0 < 5
+
+
+def test_who_and_when_from_the_hub_parses_like_the_files(monkeypatch, who_and_when):
+    """Hub rows come back as Arrow structs (missing keys filled with null); they must parse as the files do."""
+    import datasets
+
+    import attribution.hub
+
+    files = {"Algorithm-Generated": ["1.json", "2.json"], "Hand-Crafted": ["1.json", "2.json"]}
+    monkeypatch.setattr(attribution.hub, "ensure_offline_if_unreachable", lambda: True)
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda name: list(files))
+
+    def fake_load(name, config):
+        assert name == "Kevin355/Who_and_When"
+        rows = [json.loads((who_and_when / config / f).read_text()) for f in files[config]]
+        return datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    hub = runs_from_dataset(load_dataset("who-and-when"))
+    local = [r for r in runs_from_dataset(load_dataset("who-and-when", data_dir=who_and_when)) if r.run_id.split("/")[1] in ("1", "2")]
+    key = lambda r: (r.meta["subset"], r.content_hash(), r.mistake_step, r.mistake_agent, r.success)  # noqa: E731
+    assert sorted(map(key, hub)) == sorted(map(key, local))
+
+
+# -- metrics ----------------------------------------------------------------------------------
+def test_step_match_is_exact_integer():
+    assert step_accuracy_score([1], [10]) == 0.0
+    assert step_accuracy_score([1, 10], [1, 10]) == 1.0
+    assert prediction_values(1, "a", Prediction(10, "a", [10, 1]))["step_accuracy_score"] == 0.0
+    with pytest.raises(ValueError, match="integer step indices"):
+        step_accuracy_score(["1"], ["10"])
+    assert top_k_hit_score([1], [[10, 11, 1]], k=3) == 1.0 and top_k_hit_score([1], [[10, 11, 12, 1]], k=3) == 0.0
+
+
+def test_summaries_use_sklearn_values_and_fixed_bootstrap():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    runs = [run_of(6, mistake_step=int(rng.integers(6)), mistake_agent="a0", success=bool(k % 3 == 0)) for k in range(40)]
+    preds = [Prediction(int(rng.integers(6)), f"a{int(rng.integers(2))}", [int(x) for x in rng.permutation(6)], float(rng.normal())) for _ in runs]
+    m = summarize(runs, predictions=preds, n_boot=300, seed=7)
+    gold = [r.mistake_step for r in runs]
+    assert m["step_accuracy_score"].value == np.mean([g == p.step for g, p in zip(gold, preds)])
+    assert m["step_within_2_score"].value == np.mean([abs(g - p.step) <= 2 for g, p in zip(gold, preds)])
+    assert m["mean_absolute_step_error"].value == pytest.approx(np.mean([abs(g - p.step) for g, p in zip(gold, preds)]))
+    assert m["success_auroc_score"].value == success_auroc_score([r.success for r in runs], [p.run_score for p in preds])
+    assert m["step_accuracy_score"].n == 40 and m["step_accuracy_score"].low <= m["step_accuracy_score"].value <= m["step_accuracy_score"].high
+    assert summarize(runs, predictions=preds, n_boot=300, seed=7) == m  # same seed, same intervals
+    # the vectorised AUROC resamples equal scikit-learn's on the same resamples
+    y, s = [r.success for r in runs], [p.run_score for p in preds]
+    idx = bootstrap_indices(40, n_boot=50, seed=3)
+    ref = [roc_auc_score(np.array(y)[i], np.array(s)[i]) for i in idx if len(set(np.array(y)[i])) == 2]
+    lo, hi = bootstrap_auroc_ci(y, s, n_boot=50, seed=3)
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(ref, [2.5, 97.5])))
+    # one outcome only: no AUROC
+    assert summarize(runs[:1], predictions=preds[:1], n_boot=10)["success_auroc_score"].value is None
+
+
+def test_random_expectation_by_hand():
+    kinds = ["observation", "action", "observation", "action", "action"]
+    run = run_of(5, mistake_step=3, mistake_agent="a1", kinds=kinds)
+    act = bl.random_expectation(run, over="action")  # candidates 1, 3, 4
+    assert act["step_accuracy_score"] == pytest.approx(1 / 3)
+    assert act["agent_accuracy_score"] == pytest.approx(2 / 3)  # steps 1 and 3 are a1
+    assert act["step_within_1_score"] == pytest.approx(2 / 3)
+    assert act["mean_absolute_step_error"] == pytest.approx((2 + 0 + 1) / 3)
+    assert act["top3_hit_score"] == 1.0
+    every = bl.random_expectation(run, over="all")
+    assert every["step_accuracy_score"] == pytest.approx(1 / 5) and every["top3_hit_score"] == pytest.approx(3 / 5)
+    assert bl.first_action(run).step == 1 and bl.last_action(run).step == 4
+
+
+# -- selection --------------------------------------------------------------------------------
+def test_cross_validated_selection_never_sees_the_held_out_run():
+    rng = np.random.default_rng(0)
+    runs = [run_of(8, mistake_step=int(rng.integers(8)), mistake_agent="a0") for _ in range(30)]
+    table = {(a, "most-negative"): [Prediction(int(rng.integers(8)), "a0") for _ in runs] for a in ("sum", "mean", "min")}
+    sel = cross_validate(runs, table, folds=5, seed=4, strata=["x" if i % 3 else "y" for i in range(30)])
+    assert sel.folds == 5 and sorted(set(sel.fold_of)) == list(range(5))
+    for f, setting in enumerate(sel.chosen):
+        train = [i for i, g in enumerate(sel.fold_of) if g != f]
+        assert setting == best_setting(runs, table, train)
+        for i, g in enumerate(sel.fold_of):
+            if g == f:
+                assert sel.predictions[i] is table[setting][i]
+    assert cross_validate(runs, table, folds=5, seed=4, strata=["x" if i % 3 else "y" for i in range(30)]).fold_of == sel.fold_of
+    assert sel.in_sample == best_setting(runs, table, range(30))
+    # folds are balanced within each stratum
+    for s in ("x", "y"):
+        counts = np.bincount([f for i, f in enumerate(sel.fold_of) if ("x" if i % 3 else "y") == s], minlength=5)
+        assert counts.max() - counts.min() <= 1
+    with pytest.raises(ConfigError, match="at least 2 runs with a mistake_step.*--aggregate and --ranker"):
+        cross_validate(runs[:1], {k: v[:1] for k, v in table.items()})
+    assert assign_folds(["a"] * 7, 3, 0) == assign_folds(["a"] * 7, 3, 0)
+
+
+# -- scoring extras and the cache ------------------------------------------------------------------
+def test_scorer_entropy_matches_full_softmax(tiny_pair):
+    import torch
+
+    from attribution.score import CheckpointPair, Scorer, render_run
+
+    pair = CheckpointPair.load(*tiny_pair)
+    run = runs_from_dataset(load_dataset_from_records([labelled_runs()[0]]))[0]
+    plain = Scorer(pair).score_many([run])[0]
+    scored = Scorer(pair, entropy=True).score_many([run])[0]
+    assert [s.logps for s in scored.steps] == [s.logps for s in plain.steps] and plain.entropies == {}
+    rendered = render_run(run, pair.tokenizer)
+    assert len(rendered) <= 1024  # one window: the naive full pass sees the same context
+    with torch.no_grad():
+        logits = pair.policy.model(input_ids=torch.tensor([rendered.input_ids])).logits[0].double()  # [seq, vocab]
+    checked = 0
+    for st in scored.steps:
+        if not st.logps:
+            assert st.index not in scored.entropies
+            continue
+        s, e = rendered.spans[st.index]
+        assert len(scored.entropies[st.index]) == len(st.logps) == e - s
+        for k, p in enumerate(range(s, e)):
+            logp = torch.log_softmax(logits[p - 1], -1)
+            assert scored.entropies[st.index][k] == pytest.approx(float(-(logp.exp() * logp).sum()), abs=1e-4)
+            checked += 1
+    assert checked > 20
+
+
+def load_dataset_from_records(records):
+    import datasets
+
+    rows = [{"run_id": r.get("id", str(k)), "subset": "", "source": f"mem, run {k}", "record": json.dumps(r)} for k, r in enumerate(records)]
+    return datasets.Dataset.from_list(rows)
+
+
+def test_cache_round_trip_is_exact_and_keyed_by_setup(tiny_pair, tmp_path):
+    from attribution.evaluation.cache import ScoreCache, scoring_key
+    from attribution.score import CheckpointPair, Scorer
+
+    pair = CheckpointPair.load(*tiny_pair, beta=0.5)
+    run = runs_from_dataset(load_dataset_from_records([labelled_runs()[1]]))[0]
+    scorer = Scorer(pair, entropy=True)
+    key = scoring_key(scorer)
+    assert key["pairs"]["default"]["policy"] == pair.policy.id and key["pairs"]["default"]["render"] == "plain"
+    cache = ScoreCache(tmp_path, key)
+    assert run not in cache and cache.get(run, {}) is None
+    scored = scorer.score_many([run])[0]
+    cache.put(scored)
+    assert run in cache and len(cache) == 1 and (cache.folder / "key.json").is_file()
+    betas = {i: 0.5 for i in run.action_indices}
+    got = cache.get(run, betas)
+    for a, b in zip(got.steps, scored.steps):
+        assert (a.index, a.agent, a.kind, a.logps, a.ref_logps, a.beta) == (b.index, b.agent, b.kind, b.logps, b.ref_logps, b.beta)
+        assert a.ratios == b.ratios
+    assert got.entropies == {i: e for i, e in scored.entropies.items()}
+    assert cache.get(run, {i: 2.0 for i in betas}).steps[1].beta == 2.0  # beta applies at read time
+    # what changes the numbers changes the folder; beta does not
+    assert ScoreCache(tmp_path, scoring_key(Scorer(CheckpointPair.load(*tiny_pair, beta=3.0)))).digest == cache.digest
+    for other in (Scorer(pair, window=128), Scorer(pair, min_context=8), Scorer(CheckpointPair.load(tiny_pair[1], tiny_pair[0]))):
+        assert ScoreCache(tmp_path, scoring_key(other)).digest != cache.digest
+    # a damaged entry reads as absent (it is scored again), never as wrong numbers
+    cache.path(run).write_bytes(b"not an npz")
+    assert cache.get(run, betas) is None
+
+
+# -- end to end ---------------------------------------------------------------------------------
+def eval_args(data, pair, cache, *extra):
+    return ["eval", "--dataset", str(data), "--policy", str(pair[0]), "--reference", str(pair[1]), "--cache-dir", str(cache),
+            "--bootstrap", "200", "--group-size", "2", *extra]
+
+
+def test_eval_cli_end_to_end(tiny_pair, tmp_path):
+    from attribution.cli import main
+
+    data = write_jsonl(tmp_path / "runs.jsonl", labelled_runs())
+    out, md = tmp_path / "out.json", tmp_path / "rep" / "eval.md"
+    res = CliRunner().invoke(main, eval_args(data, tiny_pair, tmp_path / "cache", "--json", str(out), "--markdown", str(md), "--folds", "2"))
+    assert res.exit_code == 0, res.output
+    assert "attribution (2-fold CV)" in res.output and "random (all steps)" in res.output and "†" in res.output
+    d = json.loads(out.read_text())
+    assert d["schema"] == "attribution.eval/1" and d["settings"]["n_runs"] == 6 and d["settings"]["seed"] == 0
+    assert d["checkpoints"]["default"]["policy"]["id"].startswith("policy@")
+    assert list(d["subsets"]) == ["alpha", "beta", "all"]
+    allm = d["subsets"]["all"]
+    assert allm["attribution (2-fold CV)"]["metrics"]["step_accuracy_score"]["n"] == 4
+    assert allm["attribution (2-fold CV)"]["metrics"]["success_auroc_score"]["n"] == 6  # both outcomes: defined
+    assert allm["attribution (2-fold CV)"]["metrics"]["success_auroc_score"]["value"] is not None
+    assert [m["in_sample"] for m in allm.values()].count(True) == 1
+    assert len(d["grid"]["all"]) == 12 and d["timing"]["scored"] == 6
+    text = md.read_text()
+    assert "policy@" in text and "† The best setting on all runs" in text and "![tolerance (all)](eval-all-tolerance.png)" in text
+    assert (md.parent / "eval-all-tolerance.png").stat().st_size > 1000 and (md.parent / "eval-all-roc.png").is_file()
+    # a fixed setting: no selection, nothing flagged; same cache, so nothing is scored
+    res = CliRunner().invoke(main, eval_args(data, tiny_pair, tmp_path / "cache", "--aggregate", "mean", "--ranker", "lowest-total", "--json", str(out)))
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["selection"] is None and d["timing"]["scored"] == 0 and "attribution (mean, lowest-total)" in d["subsets"]["all"]
+    assert not any(m["in_sample"] for m in d["subsets"]["all"].values())
+
+
+def test_eval_errors_are_one_line(tiny_pair, tmp_path):
+    from attribution.cli import main
+
+    res = CliRunner().invoke(main, eval_args(tmp_path / "nope.jsonl", tiny_pair, tmp_path / "c"))
+    assert res.exit_code == 2 and "error:" in res.output and "nope.jsonl: expected a labelled runs file" in res.output
+    from attribution.evaluation import evaluate
+
+    with pytest.raises(ConfigError, match="aggregate"):
+        evaluate(tmp_path / "nope.jsonl", aggregate="median")
+
+
+KILLER = """
+import os, signal, sys
+from attribution.evaluation.cache import ScoreCache
+put, count = ScoreCache.put, [0]
+def killing_put(self, scored):
+    put(self, scored)
+    count[0] += 1
+    if count[0] == int(os.environ["KILL_AFTER"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit: as a kill -9 mid-evaluation
+ScoreCache.put = killing_put
+from attribution.cli import main
+main(sys.argv[1:], prog_name="attribution")
+"""
+
+
+def test_killed_evaluation_resumes_without_rescoring(tiny_pair, tmp_path, monkeypatch):
+    import attribution.score.logprobs as lp
+    from attribution.cli import main
+    from attribution.score import Scorer
+
+    data = write_jsonl(tmp_path / "runs.jsonl", labelled_runs(5, 2, seed=3))
+    cache = tmp_path / "cache"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    args = eval_args(data, tiny_pair, cache, "--quiet")
+    env = {**os.environ, "KILL_AFTER": "3"}
+    proc = subprocess.run([sys.executable, str(script), *args, "--json", str(tmp_path / "never.json")], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert not (tmp_path / "never.json").exists()
+    (folder,) = [p for p in cache.iterdir() if p.is_dir()]
+    entries = sorted(folder.glob("*.npz"))
+    assert len(entries) == 3 and not list(folder.glob(".*.tmp"))  # killed mid-group (groups of 2): 3 whole entries
+    mtimes = {p.name: p.stat().st_mtime_ns for p in entries}
+
+    forward, scored = [], []
+    real_lp, real_score_many = lp.realised_logprobs, Scorer.score_many
+    monkeypatch.setattr(lp, "realised_logprobs", lambda *a, **k: forward.append(1) or real_lp(*a, **k))
+    monkeypatch.setattr(Scorer, "score_many", lambda self, runs: scored.extend(r.content_hash() for r in runs) or real_score_many(self, runs))
+
+    resumed = tmp_path / "resumed.json"
+    res = CliRunner().invoke(main, [*args, "--json", str(resumed)])
+    assert res.exit_code == 0, res.output
+    assert len(scored) == 4 and not {f"{h}.npz" for h in scored} & set(mtimes)  # only the 4 unscored runs
+    assert forward  # ... and they did need forward passes
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.npz") if p.name in mtimes} == mtimes  # untouched
+    assert len(list(folder.glob("*.npz"))) == 7
+
+    forward.clear(), scored.clear()
+    again = tmp_path / "again.json"
+    res = CliRunner().invoke(main, [*args, "--aggregate", "min", "--ranker", "sharpest-drop", "--json", str(again)])
+    assert res.exit_code == 0, res.output
+    assert forward == [] and scored == []  # every run cached: no forward pass at all, for any setting
+
+    clean = tmp_path / "clean.json"
+    res = CliRunner().invoke(main, [*eval_args(data, tiny_pair, tmp_path / "fresh-cache", "--quiet"), "--json", str(clean)])
+    assert res.exit_code == 0, res.output
+
+    def comparable(path):
+        d = json.loads(path.read_text())
+        d.pop("timing")
+        d["settings"].pop("cache")
+        return d
+
+    a, b = comparable(resumed), comparable(clean)
+    assert a == b  # identical results after a kill and a resume
+
+
+@pytest.mark.slow
+def test_eval_on_both_who_and_when_subsets(who_and_when, tiny_pair, tmp_path):
+    from attribution.evaluation import evaluate
+
+    result = evaluate("who-and-when", data_dir=who_and_when, policy=str(tiny_pair[0]), reference=str(tiny_pair[1]),
+                      cache_dir=tmp_path, n_boot=100)
+    assert list(result.subsets) == ["algorithm-generated", "hand-crafted", "all"]
+    assert result.subsets["all"][bl.RANDOM_ALL].metrics["step_accuracy_score"].n == 184
+    assert pct(result.subsets["algorithm-generated"][bl.RANDOM_ALL].metrics["step_accuracy_score"].value) == "12.00"
+    assert pct(result.subsets["hand-crafted"][bl.RANDOM_ALL].metrics["step_accuracy_score"].value) == "4.16"
+    warm = evaluate("who-and-when", data_dir=who_and_when, policy=str(tiny_pair[0]), reference=str(tiny_pair[1]),
+                    cache_dir=tmp_path, n_boot=100)
+    assert warm.timing["scored"] == 0 and warm.subsets == result.subsets
