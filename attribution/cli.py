@@ -109,4 +109,5 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
 # COMMANDS-START (one import per line; helpers add theirs here)
 from attribution.report.cli import report; main.add_command(report)  # noqa: E402, E702
 from attribution.evaluation.cli import eval_command; main.add_command(eval_command)  # noqa: E402, E702
+from attribution.world.cli import world; main.add_command(world)  # noqa: E402, E702
 # COMMANDS-END

@@ -1,0 +1,74 @@
+"""``attribution world``: generate the labelled sets, train the pair, write the results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from attribution.cli import user_errors
+
+CHECKPOINT = Path(__file__).parent / "checkpoint"
+
+
+@click.group("world")
+def world() -> None:
+    """The controlled world where the true advantage is known."""
+
+
+@world.command("generate")
+@click.option("--out", "out_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
+@user_errors
+def generate(out_dir: str) -> None:
+    """Write the labelled failures, the mixed set and the held-out failures (fixed seeds) as JSONL."""
+    from attribution.world import BETA, World, solve
+    from attribution.world.data import write_sets
+
+    t0 = time.time()
+    paths = write_sets(solve(World(), BETA), out_dir)
+    for name, path in paths.items():
+        click.echo(f"{name}: {path}")
+    click.echo(f"done in {time.time() - t0:.1f}s")
+
+
+@world.command("train")
+@click.option("--out", "out_dir", default=str(CHECKPOINT), show_default=True, type=click.Path(file_okay=False),
+              help="Folder for reference/, policy/, pairs.json and training.json.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--sft-steps", type=int, default=None, help="Default: TrainConfig's.")
+@click.option("--rl-steps", type=int, default=None, help="Default: TrainConfig's.")
+@click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
+@user_errors
+def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int | None, threads: int | None) -> None:
+    """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
+    from attribution.world.train import TrainConfig, train
+
+    overrides = {k: v for k, v in (("sft_steps", sft_steps), ("rl_steps", rl_steps), ("threads", threads)) if v is not None}
+    config = TrainConfig(seed=seed, **overrides)
+    summary = train(out_dir, config, log=click.echo)
+    click.echo(f"pair config: {Path(out_dir, 'pairs.json')} (total {summary['wall_seconds']['total']:.0f}s)")
+
+
+@world.command("results")
+@click.option("--checkpoint", "checkpoint_dir", default=str(CHECKPOINT), show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_md", default="eval/world_results.md", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--png", "out_png", default="eval/world_accuracy_vs_rl_steps.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--example", "example_out", default="examples/world_failed_run.json", show_default=True, type=click.Path(dir_okay=False))
+@user_errors
+def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, example_out: str) -> None:
+    """Score the labelled sets with the pair; write the results table, the curve and the example run."""
+    from attribution.errors import InputError
+    from attribution.world.results import write_results
+
+    for name in ("failures.jsonl", "mixed.jsonl", "failures_heldout.jsonl"):
+        if not Path(data_dir, name).is_file():
+            raise InputError(Path(data_dir, name), "a labelled set written by `attribution world generate`")
+    if not Path(checkpoint_dir, "training.json").is_file():
+        raise InputError(Path(checkpoint_dir, "training.json"), "the training log written by `attribution world train`")
+    summary = write_results(checkpoint_dir, data_dir, out_md, out_png, example_out)
+    for name, row in summary["rows"].items():
+        (step, _), (agent, _) = row["step"], row["agent"]
+        click.echo(f"{name:40s} step {step:.3f}  agent {agent:.3f}")
+    click.echo(f"wrote {out_md}, {out_png}" + (f", {example_out} ({summary['example']})" if summary["example"] else ""))
