@@ -84,15 +84,23 @@ def test_windows_partition_and_context():
                 assert w.lo - w.start >= min(mc, w.lo) >= 1 and w.start <= w.lo <= w.hi <= w.end
 
 
-def test_batched_equals_unbatched(pair_dirs):
+@pytest.mark.parametrize("max_padding", [0.1, 1.0])  # 1.0: windows of any length share a (padded) batch
+def test_batched_equals_unbatched(pair_dirs, monkeypatch, max_padding):
+    import attribution.score.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "_MAX_PADDING", max_padding)
     pair = CheckpointPair.load(*pair_dirs)
-    runs = [make_run(12, seed=s, run_id=str(s)) for s in range(3)]
+    runs = [make_run(12 + 3 * s, seed=s, run_id=str(s)) for s in range(3)]
     batched = Scorer(pair, window=40, min_context=10, max_batch_tokens=10_000).score_many(runs)
     for run, b in zip(runs, batched):
         single = Scorer(pair, window=40, min_context=10, max_batch_tokens=1).score(run)
+        rendered = render_run(run, pair.tokenizer)
         for x, y in zip(b.steps, single):
             assert x.logps == pytest.approx(y.logps, abs=1e-5)
             assert x.ref_logps == pytest.approx(y.ref_logps, abs=1e-5)
+            if x.kind == "action":
+                s, e = rendered.spans[x.index]
+                assert x.tokens == y.tokens == pair.tokenizer.batch_decode([[t] for t in rendered.input_ids[max(s, 1) : e]])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -107,14 +115,26 @@ def test_selective_log_softmax_matches_formula(dtype):
 
 def test_agents_sharing_a_pair_share_its_passes(pair_dirs, monkeypatch):
     import attribution.score.logprobs as lp
+    import attribution.score.scorer as scorer_module
 
     calls = []
     orig = lp.realised_logprobs
     monkeypatch.setattr(lp, "realised_logprobs", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    monkeypatch.setattr(scorer_module, "_MAX_PADDING", 1.0)  # all the run's windows in one batch
     pair = CheckpointPair.load(*pair_dirs)
     config = PairConfig(pairs={"a": pair}, agents=[("Web*", "a"), ("Orch*", "a")], default="a")
     Scorer(config).score(make_run(8))
     assert len(calls) == 2  # one pass of the policy, one of the reference, for three agents
+
+
+def test_batches_hold_windows_of_similar_length():
+    from attribution.score.scorer import Window, _batches
+
+    jobs = [(0, None, Window(0, n, 1, n), [1], {}) for n in (50, 96, 48, 90, 96)]
+    widths = [[j[2].end for j in b] for b in _batches(jobs, max_tokens=400, progress=False, name="x")]
+    assert widths == [[96, 96, 90], [50, 48]]  # padding at most 10% of a batch's width
+    widths = [[j[2].end for j in b] for b in _batches(jobs, max_tokens=200, progress=False, name="x")]
+    assert widths == [[96, 96], [90], [50, 48]]  # and at most max_tokens padded tokens
 
 
 def test_unplaced_agent_is_an_error(pair_dirs):

@@ -32,11 +32,17 @@ SEPARATOR = "\n\n"
 
 @dataclass
 class Rendered:
-    """Token ids of a rendered run and each step's ``[start, end)`` content span in them."""
+    """Token ids of a rendered run and each step's ``[start, end)`` content span in them.
+
+    ``pieces[i]`` cuts step ``i``'s content into one string per content token (the text from
+    the previous token's end to this one's, so they join back into the content exactly);
+    a token that shares its characters with the previous one (byte fallback) gets ``""``.
+    """
 
     input_ids: list[int]
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
     mode: str = "plain"
+    pieces: dict[int, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -50,6 +56,23 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     if not text:
         return []
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _encode_with_pieces(tokenizer: Any, text: str) -> tuple[list[int], list[str]]:
+    """Token ids of ``text`` and the text each token covers (see :class:`Rendered`)."""
+    if not text:
+        return [], []
+    if not getattr(tokenizer, "is_fast", False):
+        ids = _encode(tokenizer, text)
+        return ids, tokenizer.batch_decode([[t] for t in ids])
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    pieces, prev = [], 0
+    for _, end in enc["offset_mapping"]:
+        pieces.append(text[prev:end] if end > prev else "")
+        prev = max(prev, end)
+    if pieces and prev < len(text):
+        pieces[-1] += text[prev:]
+    return list(enc["input_ids"]), pieces
 
 
 def _header(agent: str) -> str:
@@ -92,12 +115,16 @@ def render_run(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") 
     if bos is not None and not use_template:
         ids.append(bos)
     spans: dict[int, tuple[int, int]] = {}
+    pieces: dict[int, list[str]] = {}
     for step_index, text in segments:
         start = len(ids)
-        ids.extend(_encode(tokenizer, text))
-        if step_index is not None:
+        if step_index is None:
+            ids.extend(_encode(tokenizer, text))
+        else:
+            seg, pieces[step_index] = _encode_with_pieces(tokenizer, text)
+            ids.extend(seg)
             spans[step_index] = (start, len(ids))
-    return Rendered(input_ids=ids, spans=spans, mode=mode)
+    return Rendered(input_ids=ids, spans=spans, mode=mode, pieces=pieces)
 
 
 def _template_segments(run: Run, tokenizer: Any) -> list[tuple[int | None, str]]:

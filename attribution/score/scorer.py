@@ -67,6 +67,8 @@ class ScoredRun:
     run: Run
     steps: list[StepScore]
     n_tokens: dict[str, int] = field(default_factory=dict)  # rendered length per pair
+    # With Scorer(entropy=True): step index -> the policy's predictive entropy (nats) at each scored token.
+    entropies: dict[int, list[float]] = field(default_factory=dict)
 
 
 def _model_window(pair: CheckpointPair) -> int:
@@ -97,6 +99,9 @@ class Scorer:
         Positions per output-head call (bounds the fp32 logits held at once).
     progress : bool
         Show a progress bar over forward passes.
+    entropy : bool
+        Also record the policy's predictive entropy at each scored token
+        (``ScoredRun.entropies``), from the same forward pass.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class Scorer:
         max_batch_tokens: int = 16384,
         chunk: int = 1024,
         progress: bool = False,
+        entropy: bool = False,
     ):
         self.pairs = PairConfig.single(pairs) if isinstance(pairs, CheckpointPair) else pairs
         self.window = window
@@ -117,6 +123,7 @@ class Scorer:
         self.max_batch_tokens = max_batch_tokens
         self.chunk = chunk
         self.progress = progress
+        self.entropy = entropy
 
     # -- settings -------------------------------------------------------------------------
     def window_for(self, pair: CheckpointPair) -> tuple[int, int]:
@@ -156,7 +163,7 @@ class Scorer:
         """Score several runs, batching windows across runs; one pass per model per window."""
         import torch
 
-        from attribution.score.logprobs import OutputHead, realised_logprobs
+        from attribution.score.logprobs import output_head, realised_logprobs
 
         assignments = [self.assign(run) for run in runs]
         by_pair: dict[tuple[str, str], CheckpointPair] = {}
@@ -164,76 +171,87 @@ class Scorer:
             for pair in a.values():
                 by_pair.setdefault(pair.key, pair)
 
-        # (run idx, step idx) -> (token ids, policy logps, ref logps, beta)
-        results: dict[tuple[int, int], tuple[list[int], list[float], list[float], float]] = {}
+        # (run idx, step idx) -> (token texts, policy logps, ref logps, beta, policy entropies)
+        results: dict[tuple[int, int], tuple[list[int], list[float], list[float], float, list[float]]] = {}
         lengths: list[dict[str, int]] = [{} for _ in runs]
         for key, pair in by_pair.items():
             tok = pair.tokenizer
             window, min_context = self.window_for(pair)
-            jobs = []  # (run idx, rendered, window, scored positions, owners)
+            jobs = []  # (run idx, token ids [n_tokens], window, positions scored from it [n])
+            placed = {}  # run idx -> (rendered, its steps scored by this pair)
+            # run idx -> [3, n_tokens]: policy log-prob, reference log-prob, policy entropy per position
+            values: dict[int, torch.Tensor] = {}
             for r, run in enumerate(runs):
                 steps = [i for i, p in assignments[r].items() if p.key == key]
                 if not steps:
                     continue
                 rendered = render_run(run, tok, chat_template=self.chat_template)
                 lengths[r][pair.name] = len(rendered)
-                owner = {}
+                placed[r] = (rendered, steps)
+                scored = torch.zeros(len(rendered), dtype=torch.bool)  # [n_tokens]
                 for i in steps:
                     s, e = rendered.spans[i]
-                    for pos in range(max(s, 1), e):
-                        owner[pos] = i
+                    scored[max(s, 1) : e] = True
+                values[r] = torch.full((3, len(rendered)), math.nan)
+                ids_r = torch.tensor(rendered.input_ids, dtype=torch.long)
                 for w in plan_windows(len(rendered), window, min_context):
-                    pos = [p for p in range(w.lo, w.hi) if p in owner] if owner else []
-                    if pos:
-                        jobs.append((r, rendered, w, pos, owner))
-            heads = [OutputHead(pair.policy.model), OutputHead(pair.reference.model)]
+                    pos = scored[w.lo : w.hi].nonzero()[:, 0] + w.lo  # [n]
+                    if pos.numel():
+                        jobs.append((r, ids_r, w, pos))
+            heads = [output_head(pair.policy.model), output_head(pair.reference.model)]
             device = next(pair.policy.model.parameters()).device
-            values: dict[tuple[int, int], list[float]] = {}
             for batch in _batches(jobs, self.max_batch_tokens, self.progress, pair.name):
-                width = max(w.end - w.start for _, _, w, _, _ in batch)
-                ids = torch.zeros(len(batch), width, dtype=torch.long)
+                width = max(w.end - w.start for _, _, w, _ in batch)
+                # Padding follows each row's tokens and never reaches a scored position (attention is
+                # causal); fill it with a non-pad id so transformers does not warn of an unmasked pad.
+                ids = torch.full((len(batch), width), 1 if tok.pad_token_id == 0 else 0, dtype=torch.long)
                 mask = torch.zeros(len(batch), width, dtype=torch.long)
-                rows, cols = [], []
-                for b, (r, rendered, w, pos, _) in enumerate(batch):
-                    ids[b, : w.end - w.start] = torch.tensor(rendered.input_ids[w.start : w.end])
+                for b, (_, ids_r, w, _) in enumerate(batch):
+                    ids[b, : w.end - w.start] = ids_r[w.start : w.end]
                     mask[b, : w.end - w.start] = 1
-                    rows.extend([b] * len(pos))
-                    cols.extend(p - w.start for p in pos)
-                ids, mask = ids.to(device), mask.to(device)
-                rows_t = torch.tensor(rows, device=device)
-                cols_t = torch.tensor(cols, device=device)
-                lp = [realised_logprobs(h, ids, mask, rows_t, cols_t, chunk=self.chunk).cpu().tolist() for h in heads]
+                rows = torch.cat([torch.full((len(pos),), b, dtype=torch.long) for b, (_, _, _, pos) in enumerate(batch)])
+                cols = torch.cat([pos - w.start for _, _, w, pos in batch])
+                ids, mask, rows, cols = ids.to(device), mask.to(device), rows.to(device), cols.to(device)
+                pol = realised_logprobs(heads[0], ids, mask, rows, cols, chunk=self.chunk, return_entropy=self.entropy)
+                pol, ent = pol if self.entropy else (pol, None)
+                ref = realised_logprobs(heads[1], ids, mask, rows, cols, chunk=self.chunk)
+                got = torch.stack([pol, ref, ent if ent is not None else torch.full_like(pol, math.nan)]).cpu()  # [3, n]
                 k = 0
-                for r, rendered, w, pos, _ in batch:
-                    for p in pos:
-                        values[(r, p)] = [lp[0][k], lp[1][k]]
-                        k += 1
-            for r, rendered, w, pos, owner in jobs:
-                for p in pos:
-                    i = owner[p]
-                    ids_, a, b, _ = results.setdefault((r, i), ([], [], [], pair.beta))
-                    ids_.append(rendered.input_ids[p])
-                    a.append(values[(r, p)][0])
-                    b.append(values[(r, p)][1])
+                for r, _, _, pos in batch:
+                    values[r][:, pos] = got[:, k : k + len(pos)]
+                    k += len(pos)
+            for r, (rendered, steps) in placed.items():
+                for i in steps:
+                    s, e = rendered.spans[i]
+                    lo = max(s, 1)
+                    a, b, ent_i = values[r][:, lo:e].tolist() if e > lo else ([], [], [])
+                    results[(r, i)] = (rendered.pieces[i][lo - s :], a, b, pair.beta, ent_i)
 
         out = []
         for r, run in enumerate(runs):
             steps = []
+            entropies = {}
             for step in run.steps:
                 if not step.is_action:
                     steps.append(StepScore(step.index, step.agent, step.kind))
                     continue
                 pair = assignments[r][step.index]
-                ids_, a, b, beta = results.get((r, step.index), ([], [], [], pair.beta))
+                texts, a, b, beta, e = results.get((r, step.index), ([], [], [], pair.beta, []))
                 for x in (*a, *b):
                     if not math.isfinite(x):
                         raise ScoringError(
                             f"{run.source or run.run_id}, step {step.index}: a non-finite log-prob under pair {pair.name!r}"
                         )
-                texts = pair.tokenizer.batch_decode([[t] for t in ids_]) if ids_ else []
-                steps.append(StepScore(step.index, step.agent, step.kind, texts, a, b, beta))
-            out.append(ScoredRun(run, steps, lengths[r]))
+                steps.append(StepScore(step.index, step.agent, step.kind, list(texts), a, b, beta))
+                if self.entropy:
+                    entropies[step.index] = e
+            out.append(ScoredRun(run, steps, lengths[r], entropies))
         return out
+
+
+#: Most padding a window may carry in a batch, as a share of the batch's width: padding costs a
+#: full forward pass per token, so windows batch only with others of nearly their length.
+_MAX_PADDING = 0.1
 
 
 def _batches(jobs: list, max_tokens: int, progress: bool, name: str) -> Iterable[list]:
@@ -244,7 +262,7 @@ def _batches(jobs: list, max_tokens: int, progress: bool, name: str) -> Iterable
     batches, cur, width = [], [], 0
     for job in order:
         n = job[2].end - job[2].start
-        if cur and max(width, n) * (len(cur) + 1) > max_tokens:
+        if cur and (max(width, n) * (len(cur) + 1) > max_tokens or n < (1 - _MAX_PADDING) * width):
             batches.append(cur)
             cur, width = [], 0
         cur.append(job)
