@@ -172,7 +172,7 @@ class Scorer:
                 by_pair.setdefault(pair.key, pair)
 
         # (run idx, step idx) -> (token texts, policy logps, ref logps, beta, policy entropies)
-        results: dict[tuple[int, int], tuple[list[int], list[float], list[float], float, list[float]]] = {}
+        results: dict[tuple[int, int], tuple[list[str], list[float], list[float], float, list[float]]] = {}
         lengths: list[dict[str, int]] = [{} for _ in runs]
         for key, pair in by_pair.items():
             tok = pair.tokenizer
