@@ -25,7 +25,7 @@ from typing import Any
 from attribution.errors import ConfigError
 from attribution.types import Run
 
-__all__ = ["Rendered", "render_run", "has_chat_template"]
+__all__ = ["Rendered", "render_run", "has_chat_template", "header", "SEPARATOR"]
 
 SEPARATOR = "\n\n"
 
@@ -75,7 +75,8 @@ def _encode_with_pieces(tokenizer: Any, text: str) -> tuple[list[int], list[str]
     return list(enc["input_ids"]), pieces
 
 
-def _header(agent: str) -> str:
+def header(agent: str) -> str:
+    """The text before a step's content: who spoke."""
     return f"[{agent}]: "
 
 
@@ -105,7 +106,7 @@ def render_run(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") 
     else:
         segments = []
         for step in run.steps:
-            segments.append((None, _header(step.agent)))
+            segments.append((None, header(step.agent)))
             segments.append((step.index, step.content))
             segments.append((None, SEPARATOR))
         mode = "plain"
@@ -131,9 +132,9 @@ def _template_segments(run: Run, tokenizer: Any) -> list[tuple[int | None, str]]
     messages = []
     bodies = []
     for step in run.steps:
-        header = _header(step.agent)
-        messages.append({"role": "assistant" if step.is_action else "user", "content": header + step.content})
-        bodies.append((step.index, header, step.content))
+        head = header(step.agent)
+        messages.append({"role": "assistant" if step.is_action else "user", "content": head + step.content})
+        bodies.append((step.index, head, step.content))
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False)
     except Exception as err:  # templates raise jinja errors of their own kinds

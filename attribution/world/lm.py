@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attribution.score.render import SEPARATOR, header
 from attribution.world.env import AGENTS, TOOL, USER, State, World
 
 __all__ = [
@@ -34,13 +35,7 @@ __all__ = [
     "ModelConfig",
 ]
 
-SEPARATOR = "\n\n"
 SPECIALS = ("<pad>", "<unk>", "<bos>")
-
-
-def header(speaker: str) -> str:
-    """The text before a step's content, as the scorer writes it."""
-    return f"[{speaker}]: "
 
 
 def build_tokenizer(world: World) -> Any:

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from attribution.evaluation.metrics import bootstrap_auroc_ci, bootstrap_mean_ci, success_auroc_score
 from attribution.world.env import AGENTS, World
 
 __all__ = ["Scored", "score_sets", "write_results", "bootstrap_ci", "pick_example"]
@@ -111,23 +112,12 @@ def hits(scored: list[Scored]) -> dict[str, dict[str, np.ndarray]]:
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> tuple[float, float]:
-    """Percentile 95% interval of the mean over runs."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    """Percentile 95% interval of the mean over runs (the evaluation's bootstrap)."""
+    return bootstrap_mean_ci(values, n_boot=n_boot, seed=seed)
 
 
 def _auroc_ci(y: np.ndarray, score: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> tuple[float, float, float]:
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(y), size=len(y))
-        if 0 < y[i].sum() < len(i):
-            vals.append(roc_auc_score(y[i], score[i]))
-    return float(roc_auc_score(y, score)), float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+    return (success_auroc_score(y, score), *bootstrap_auroc_ci(y, score, n_boot=n_boot, seed=seed))
 
 
 def pick_example(scored: list[Scored]) -> dict | None:
