@@ -159,12 +159,12 @@ def synthetic_run(tokenizer: Any, n_tokens: int, *, n_steps: int | None = None, 
     each step's kind is the one that brings the action share closer to ``action_share``. Headers
     (``[agent]: ``) are context, so the share of all rendered tokens is a little lower.
     """
-    from attribution.score.render import SEPARATOR, _header
+    from attribution.score.render import SEPARATOR, header
 
     rng = random.Random(seed)
     mean = n_tokens / n_steps if n_steps else 120
     agents = ("Orchestrator", "WebSurfer", "Assistant", "computer_terminal")
-    overhead = {a: len(tokenizer(_header(a) + SEPARATOR, add_special_tokens=False)["input_ids"]) for a in agents}
+    overhead = {a: len(tokenizer(header(a) + SEPARATOR, add_special_tokens=False)["input_ids"]) for a in agents}
     steps: list[Step] = []
     total, content, action = 1, 0, 0  # <s>
     while (n_steps is None and total < n_tokens) or (n_steps is not None and len(steps) < n_steps):

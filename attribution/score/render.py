@@ -144,14 +144,14 @@ def _template_segments(run: Run, tokenizer: Any) -> list[tuple[int | None, str]]
         ) from err
     segments: list[tuple[int | None, str]] = []
     cursor = 0
-    for index, header, content in bodies:
-        at = text.find(header + content, cursor)
+    for index, head, content in bodies:
+        at = text.find(head + content, cursor)
         if at < 0:
             raise ConfigError(
                 f"the chat template altered the text of step {index} of run {run.run_id!r}; "
                 "score with chat_template=False (--no-chat-template)"
             )
-        body = at + len(header)
+        body = at + len(head)
         segments.append((None, text[cursor:body]))
         segments.append((index, content))
         cursor = body + len(content)
