@@ -19,6 +19,7 @@ __all__ = [
     "ACTION",
     "OBSERVATION",
     "SCHEMA_VERSION",
+    "Origin",
     "Step",
     "Run",
     "StepScore",
@@ -28,6 +29,42 @@ __all__ = [
 ACTION: Literal["action"] = "action"
 OBSERVATION: Literal["observation"] = "observation"
 SCHEMA_VERSION = "attribution.diagnosis/1"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a step came from in its source file, so that a verdict can be joined back to it.
+
+    Every field is optional: a reader fills what its format has.
+
+    Attributes
+    ----------
+    id : str or None
+        The format's own id of the record: a span id (OpenTelemetry, hex as written), a
+        message id, an event id, an observation id. None where the format has none.
+    id_type : str or None
+        What ``id`` is: ``"span"``, ``"message"``, ``"event"``, ``"observation"``, ``"item"``...
+    pointer : str or None
+        RFC 6901 JSON pointer of the record inside the file's JSON value (for JSONL, inside
+        its line's value), e.g. ``"/history/3"`` or ``"/resourceSpans/0/scopeSpans/0/spans/5"``.
+    line : int or None
+        1-based line of the record in a JSONL file.
+    trace_id : str or None
+        The trace the record belongs to (OpenTelemetry, Langfuse, Agents SDK).
+    timestamp : str or None
+        When the record was written, ISO 8601 (converted from epoch nanoseconds where the
+        format stores those).
+    """
+
+    id: str | None = None
+    id_type: str | None = None
+    pointer: str | None = None
+    line: int | None = None
+    trace_id: str | None = None
+    timestamp: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -50,6 +87,9 @@ class Step:
         The text of the step; for chat messages, ``tool_calls`` are appended as text.
     to : str or None
         The agent this step hands off to, when the log says so (``Orchestrator (-> WebSurfer)``).
+    origin : Origin
+        Where the step came from in the source file (record id, JSON pointer, line, trace id,
+        timestamp), carried into the diagnosis so that verdicts join back to the source.
     """
 
     index: int
@@ -58,6 +98,7 @@ class Step:
     kind: Literal["action", "observation"]
     content: str
     to: str | None = None
+    origin: Origin = field(default_factory=Origin)
 
     @property
     def is_action(self) -> bool:

@@ -203,7 +203,7 @@ def runs_from_dataset(ds) -> list[Run]:
     :class:`~attribution.errors.InputError`: it can be neither scored against nor counted.
     """
     from attribution.parse import parse_run
-    from attribution.parse.who_and_when import detect as is_who_and_when
+    from attribution.parse.who_and_when import is_run as is_who_and_when
 
     runs = []
     for row in ds:
