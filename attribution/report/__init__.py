@@ -13,7 +13,7 @@ from attribution.errors import InputError
 from attribution.report.html import COLLAPSE_TOKENS, render_html, write_html
 from attribution.types import SCHEMA_VERSION, Diagnosis
 
-__all__ = ["COLLAPSE_TOKENS", "load_diagnosis", "render_html", "write_html"]
+__all__ = ["COLLAPSE_TOKENS", "load_diagnosis", "render_html", "write_html", "write_report"]
 
 
 def load_diagnosis(path: str | Path) -> Diagnosis:
@@ -60,3 +60,16 @@ def load_diagnosis(path: str | Path) -> Diagnosis:
 
 def _all_finite(values: list[Any]) -> bool:
     return all(v is None or (isinstance(v, (int, float)) and math.isfinite(v)) for v in values)
+
+
+def write_report(diagnosis_file: str | Path, html_path: str | Path, *, collapse_tokens: int = COLLAPSE_TOKENS) -> None:
+    """Write the HTML report of a diagnosis saved with ``attribution diagnose --json``.
+
+    Raises
+    ------
+    InputError
+        If ``diagnosis_file`` is not a valid saved diagnosis (see :func:`load_diagnosis`).
+    OSError
+        If ``html_path`` cannot be written.
+    """
+    write_html(load_diagnosis(diagnosis_file), html_path, collapse_tokens=collapse_tokens)

@@ -1,34 +1,20 @@
-"""The ``attribution`` command line. It only declares options and calls the library;
-library errors (:class:`attribution.errors.AttributionError`) become one-line messages."""
+"""``attribution diagnose LOG``: declares options, calls :func:`attribution.diagnose`, prints the table."""
 
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
-from attribution.errors import AttributionError
+from attribution.cli.options import (
+    device_option,
+    dtype_option,
+    format_option,
+    json_option,
+    pair_options,
+    quiet_option,
+    window_options,
+)
 
-
-def user_errors(fn):
-    """Turn a user's mistake into ``error: <one line>`` and exit status 2, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AttributionError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="attribution")
-def main() -> None:
-    """Find which agent, at which step, made a multi-agent LLM run fail."""
+__all__ = ["diagnose", "print_diagnosis"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
@@ -56,26 +42,20 @@ def print_diagnosis(diag) -> None:
         click.echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
 
 
-@main.command()
+@click.command()
 @click.argument("log", type=click.Path(dir_okay=False))
-@click.option("--policy", help="RL-trained checkpoint: a local folder or a hub id (one pair for every agent).")
-@click.option("--reference", help="The policy's pre-RL reference checkpoint (folder or hub id).")
-@click.option("--pairs", "pairs", type=click.Path(dir_okay=False), help="Pair config (JSON) mapping agents to checkpoint pairs.")
-@click.option("--beta", type=float, help="KL coefficient of the pair (default 1, or the config's).")
+@pair_options
 @click.option("--aggregate", default="sum", show_default=True, type=click.Choice(["sum", "mean", "min", "last"]), help="Token -> step aggregation.")
 @click.option("--ranker", default="most-negative", show_default=True, type=click.Choice(["most-negative", "lowest-total", "sharpest-drop"]))
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--format", "fmt", help="Force the log format (who-and-when, chat); auto-detected otherwise.")
-@click.option("--window", type=click.IntRange(min=2), help="Tokens per forward pass (default: the model's context length).")
-@click.option("--min-context", type=click.IntRange(min=1), help="Least left context of a token in a later window (default window/4).")
-@click.option("--no-chat-template", is_flag=True, help="Render as plain '[agent]: text' even when the tokenizer has a chat template.")
-@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]), help="Weights' dtype; log-softmax is always fp32.")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the diagnosis as JSON (schema attribution.diagnosis/1).")
+@format_option
+@window_options
+@dtype_option("Weights' dtype; log-softmax is always fp32.")
+@device_option
+@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/1).")
 @click.option("--graph", "graph_out", type=click.Path(dir_okay=False), help="Write the step graph as node-link JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table; print only the verdict.")
-@user_errors
+@quiet_option("No progress bar or table; print only the verdict.")
 def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, window, min_context, no_chat_template,
              dtype, device, json_out, graph_out, html_out, quiet):
     """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
@@ -103,11 +83,3 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         from attribution.report import write_html
 
         write_html(diag, html_out)
-
-
-# Subcommands live beside the code they drive; each module defines one click command.
-# COMMANDS-START (one import per line; helpers add theirs here)
-from attribution.report.cli import report; main.add_command(report)  # noqa: E402, E702
-from attribution.evaluation.cli import eval_command; main.add_command(eval_command)  # noqa: E402, E702
-from attribution.world.cli import world; main.add_command(world)  # noqa: E402, E702
-# COMMANDS-END

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import click
 
+from attribution.cli.options import device_option, dtype_option, json_option, pair_options, quiet_option, window_options
 
-def user_errors(fn):
-    """:func:`attribution.cli.user_errors`, looked up at call time: ``attribution.cli`` imports this module."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from attribution.cli import user_errors as wrap
-
-        return wrap(fn)(*args, **kwargs)
-
-    return wrapper
+__all__ = ["eval_command"]
 
 _AGGREGATES = ["select", "sum", "mean", "min", "last"]
 _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
@@ -29,10 +19,7 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
               help="Who&When: all, algorithm-generated or hand-crafted; a file: the runs whose 'subset' is this.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Local copy of Who&When's JSON files (e.g. ../shared/datasets/who_and_when); default: the hub.")
-@click.option("--policy", help="RL-trained checkpoint: a local folder or a hub id (one pair for every agent).")
-@click.option("--reference", help="The policy's pre-RL reference checkpoint (folder or hub id).")
-@click.option("--pairs", "pairs", type=click.Path(dir_okay=False), help="Pair config (JSON) mapping agents to checkpoint pairs.")
-@click.option("--beta", type=float, help="KL coefficient of the pair (default 1, or the config's).")
+@pair_options
 @click.option("--aggregate", default="select", show_default=True, type=click.Choice(_AGGREGATES),
               help="Token -> step aggregation; 'select' chooses it by cross-validation.")
 @click.option("--ranker", default="select", show_default=True, type=click.Choice(_RANKERS),
@@ -44,15 +31,12 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
               help="Score cache folder (default: $XDG_CACHE_HOME/attribution/logprobs).")
 @click.option("--no-cache", is_flag=True, help="Keep scores in memory only.")
 @click.option("--group-size", default=8, show_default=True, type=click.IntRange(min=1), help="Runs per batched scoring call.")
-@click.option("--window", type=click.IntRange(min=2), help="Tokens per forward pass (default: the model's context length).")
-@click.option("--min-context", type=click.IntRange(min=1), help="Least left context of a token in a later window (default window/4).")
-@click.option("--no-chat-template", is_flag=True, help="Render as plain '[agent]: text' even when the tokenizer has a chat template.")
-@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the full result as JSON (schema attribution.eval/1).")
+@window_options
+@dtype_option()
+@device_option
+@json_option("Write the full result as JSON (schema attribution.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write a Markdown report, with PNG figures beside it.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
-@user_errors
+@quiet_option("No progress bar and no table.")
 def eval_command(dataset, subset, data_dir, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, json_out, md_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
