@@ -80,9 +80,18 @@ _HUMANS = {"user", "human"}
 
 
 def _is_message(x: Any) -> bool:
-    if not (isinstance(x, dict) and isinstance(x.get("source"), str) and isinstance(x.get("type"), str)):
-        return False
-    return x["type"] in MESSAGE_TYPES or x["type"].startswith("StructuredMessage[")
+    """A message of one of AgentChat's own classes."""
+    return _is_custom(x) and (x["type"] in MESSAGE_TYPES or x["type"].startswith("StructuredMessage["))
+
+
+def _is_custom(x: Any) -> bool:
+    """Shaped like an AgentChat message (a registered custom class has its own ``type``)."""
+    return isinstance(x, dict) and isinstance(x.get("source"), str) and isinstance(x.get("type"), str)
+
+
+def _is_thread(msgs: Any) -> bool:
+    """Every item shaped like a message, and one of AgentChat's own classes among them."""
+    return isinstance(msgs, list) and bool(msgs) and all(map(_is_custom, msgs)) and any(map(_is_message, msgs))
 
 
 def _manager_states(state: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -97,17 +106,16 @@ def _is_run(x: Any) -> bool:
         return False
     if x.get("type") == "TeamState" and isinstance(x.get("agent_states"), dict):
         return True
-    msgs = x.get("messages")
-    return isinstance(msgs, list) and bool(msgs) and all(_is_message(m) for m in msgs)
+    return _is_thread(x.get("messages"))
 
 
 def detect(value: Any) -> float:
-    """1.0 for a ``TeamState``, a ``TaskResult`` or a list of AgentChat messages (their ``type`` is
-    an AgentChat class name and they have a ``source``), or a list of such runs; else 0."""
+    """1.0 for a ``TeamState``, a ``TaskResult`` or a list of AgentChat messages (each with a
+    ``source`` and a ``type``, one at least of an AgentChat class), or a list of such runs; else 0."""
     if _is_run(value):
         return 1.0
     if isinstance(value, list) and value:
-        if all(_is_message(m) for m in value) or all(_is_run(r) for r in value):
+        if _is_thread(value) or all(_is_run(r) for r in value):
             return 1.0
     return 0.0
 

@@ -145,6 +145,11 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
     """Every run of a loaded LangChain / LangGraph file (see the module docstring)."""
     if isinstance(value, list) and value and all(isinstance(x, dict) and _form(x) is None
                                                  and _messages_of(x) is not None for x in value):
+        threads = [_thread_id(x) for x in value]
+        dup = next((t for t in threads if t is not None and threads.count(t) > 1), None)
+        if dup is not None:
+            raise InputError(source, "one state per thread (a thread history repeats the thread once per "
+                                     "checkpoint: keep its latest state)", got=f"thread {dup!r} {threads.count(dup)} times")
         stem = Path(source).stem
         runs = []
         for k, item in enumerate(value):
