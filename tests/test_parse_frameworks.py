@@ -400,3 +400,37 @@ def test_langgraph_thread_history_is_refused_with_advice(tmp_path):
     path.write_text(json.dumps([state, state]))
     with pytest.raises(InputError, match=r"one state per thread .* keep its latest state\); got thread 't-9' 2 times"):
         load_runs(path)
+
+
+def test_smolagents_nested_managed_agents(tmp_path):
+    obj = {"name": "boss", "steps": [{"task": "x"}, {"step_number": 1, "model_output": "mid(task='y')",
+                                                      "code_action": "mid(task='y')", "observations": "z"}],
+           "managed_agents": {"mid": {"steps": [{"task": "y"}, {"step_number": 1, "model_output": "",
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "leaf", "arguments": {"task": "w"}}}],
+               "observations": "v"}],
+               "managed_agents": [{"name": "leaf", "steps": [{"task": "w"}, {"step_number": 1, "model_output": "v"}]}]}}}
+    path = tmp_path / "nested.json"
+    path.write_text(json.dumps(obj))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParseWarning)
+        run = load_run(path)
+    assert [(s.agent, s.kind, s.to) for s in run.steps] == [
+        ("user", "observation", None), ("boss", "action", "mid"),
+        ("boss", "observation", None), ("mid", "action", "leaf"),  # mid's task; mid calls leaf as a tool
+        ("mid", "observation", None), ("leaf", "action", None),  # leaf's task; leaf's answer
+        ("leaf", "observation", None),  # leaf's report, as mid's tool result
+        ("python_interpreter", "observation", None)]  # boss's code output: mid's report
+    assert run.meta["tool_calls"] == [(3, 6), (1, 7)]
+    assert run.steps[5].origin.pointer == "/managed_agents/mid/managed_agents/0/steps/1"
+
+
+def test_openai_agents_span_error_is_an_observation(tmp_path):
+    items = [_span("span_a", {"type": "agent", "name": "A"}, error={"message": "Max turns exceeded", "data": {"max_turns": 3}}),
+             _span("span_g", {"type": "generation", "output": [{"role": "assistant", "content": "hi"}]}, parent="span_a"),
+             _span("span_g2", {"type": "generation", "output": [{"role": "assistant", "content": "again"}]}, parent="span_a")]
+    path = tmp_path / "err.json"
+    path.write_text(json.dumps(items))
+    run = load_run(path)
+    assert [(s.agent, s.kind) for s in run.steps] == [("A", "action"), ("A", "action"), ("runtime", "observation")]
+    assert run.steps[2].content == 'Error: Max turns exceeded {"max_turns": 3}'
+    assert run.steps[2].origin.pointer == "/0/error"

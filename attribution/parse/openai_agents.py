@@ -26,6 +26,8 @@ span_data ``type``                     kind         step
 ``guardrail`` with ``triggered``       observation  by the guardrail ``name``
 the first generation / response        observation  its ``user`` / ``system`` input messages
 ``input`` of a trace                                (later inputs repeat the history)
+``error`` of any other span (e.g.      observation  by ``"runtime"``, after the span's children
+"Max turns exceeded")
 ``agent``, ``custom``, ``mcp_tools``,  none         bookkeeping (an ``agent`` span only names
 ``speech``, ``transcription``, ...                  the agent of the spans under it)
 =====================================  ===========  ===========================================
@@ -250,6 +252,12 @@ def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, d
 
         for ck, child in children.get(span["id"], []):
             visit(ck, child)
+
+        error = span.get("error")
+        if kind_name != "function" and isinstance(error, dict) and error.get("message"):
+            # e.g. "Max turns exceeded" on an agent span, a model error on a generation: context for later steps.
+            detail = f" {text_of(error['data'])}" if error.get("data") else ""
+            add("runtime", "error", OBSERVATION, f"Error: {error['message']}{detail}", origin(k, span, "error"))
 
         for _, call, name in after:
             text = "" if data.get("output") is None else text_of(data["output"])

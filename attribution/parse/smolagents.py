@@ -17,7 +17,8 @@ step (keys)                                 steps read
                                             tool call that text does not already hold (by the
                                             tool's name, or by a CodeAgent's code); then an
                                             observation: ``observations`` and ``error.message``,
-                                            by the tool called (one name), else ``"tools"``
+                                            by the tool called (one name; ``python_interpreter``
+                                            for a ``code_action`` without calls), else ``"tools"``
                                             (several) or ``"environment"`` (no call: e.g. a parsing
                                             error); the pair is a ``tool_calls`` link
 ``FinalAnswerStep`` (``output`` /           dropped: it repeats the last action's output
@@ -26,7 +27,8 @@ step (keys)                                 steps read
 
 Managed agents (a manager calls a managed agent as a tool named after it, or, from a CodeAgent, as
 a function in its code): ``managed_agents``
-in the wrapper, a list of names or a mapping / list of ``{"name", "steps"}``, names them. A tool
+in the wrapper, a list of names or a mapping / list of ``{"name", "steps", "managed_agents"?}``
+(nested to any depth), names them. A tool
 call to one sets ``Step.to`` on the manager's action and its result is attributed to that agent.
 When a managed agent's own ``steps`` are given, they are inlined after the manager's last
 action calling it (a managed agent's memory is reset on each call, so it holds the last call's
@@ -140,8 +142,8 @@ def _name(obj: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _managed(spec: Any, source: str) -> dict[str, tuple[list[Any], tuple] | None]:
-    """Managed agent name -> (its steps, their pointer) when given, else None."""
+def _managed(spec: Any, source: str, base: tuple = ()) -> dict[str, tuple[list[Any], tuple, dict] | None]:
+    """Managed agent name -> (its steps, their pointer, its own managed agents) when given, else None."""
     if spec is None:
         return {}
     out: dict[str, tuple[list[Any], tuple] | None] = {}
@@ -157,7 +159,9 @@ def _managed(spec: Any, source: str) -> dict[str, tuple[list[Any], tuple] | None
         if not name:
             raise InputError(source, f"managed_agents[{k}] to name its agent ('name')", got=describe(entry))
         steps = _steps_of(entry)
-        out[name] = (steps, ("managed_agents", k, "steps")) if steps is not None else None
+        where = (*base, "managed_agents", k)
+        nested = _managed(entry.get("managed_agents"), source, where) if isinstance(entry, dict) else {}
+        out[name] = (steps, (*where, "steps"), nested) if steps is not None else None
     return out
 
 
@@ -218,14 +222,16 @@ def _read_steps(steps: list[Any], agent: str, manager: str | None, managed: dict
                     if counts[name] > 1:
                         warn(source, f"managed agent {name!r} is called {counts[name]} times; its steps are "
                                      "inlined after the last call", record=record)
-                    sub_steps, sub_key = managed[name]
-                    _read_steps(sub_steps, name, agent, {}, sub_key, source, None, out, links)
+                    sub_steps, sub_key, nested = managed[name]
+                    _read_steps(sub_steps, name, agent, nested, sub_key, source, None, out, links)
             observed = _observation(s, source, record)
             if observed:
                 names = sorted({n for n, _, _ in calls})
+                if not names and s.get("code_action"):
+                    names = ["python_interpreter"]  # a CodeAgent dump without tool_calls: its code ran
                 who = names[0] if len(names) == 1 else "tools" if names else "environment"
                 obs = add(who, OBSERVATION, observed, org=org)
-                if act is not None and calls:
+                if act is not None and names:
                     links.append((act, obs))
             elif act is None:
                 warn(source, "an ActionStep with no model output, tool call, observation or error", record=record)
@@ -275,6 +281,8 @@ def _observation(step: dict[str, Any], source: str, record: str) -> str:
     parts = []
     if step.get("observations") is not None:
         parts.append(_text(step["observations"], source, record))
+    if step.get("observations_images"):
+        parts.append("\n".join("<image>" for _ in step["observations_images"]))
     error = step.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
