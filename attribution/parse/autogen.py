@@ -62,7 +62,8 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "MESSAGE_TYPES", "detect", "read"]
 
 NAME = "autogen"
-DESCRIPTION = "AutoGen AgentChat 0.4+: a saved TeamState (the manager's message_thread), a TaskResult, or a message list"
+DESCRIPTION = ("AutoGen AgentChat 0.4+: a saved TeamState (the manager's message_thread), a TaskResult, "
+               "or a message list")
 ACTIONS = ("agents' TextMessage/StopMessage/StructuredMessage/MultiModalMessage/HandoffMessage/ThoughtEvent/"
            "ToolCallRequestEvent are actions of 'source'; tool results, ToolCallSummaryMessage, code execution and "
            "memory results, and source 'user' are observations; streaming chunks and speaker selection are dropped")

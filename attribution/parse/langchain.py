@@ -149,7 +149,8 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         dup = next((t for t in threads if t is not None and threads.count(t) > 1), None)
         if dup is not None:
             raise InputError(source, "one state per thread (a thread history repeats the thread once per "
-                                     "checkpoint: keep its latest state)", got=f"thread {dup!r} {threads.count(dup)} times")
+                                     "checkpoint: keep its latest state)",
+                             got=f"thread {dup!r} {threads.count(dup)} times")
         stem = Path(source).stem
         runs = []
         for k, item in enumerate(value):

@@ -328,7 +328,8 @@ def _outputs(value: Any, source: str, record: str) -> tuple[str, list[tuple[str,
         if kind == "function_call" or (kind is None and "role" not in item and "name" in item and "arguments" in item):
             calls.append((str(item.get("name")), item.get("arguments")))
         elif kind == "reasoning":
-            texts += [p["text"] for p in item.get("summary") or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            summary = item.get("summary") or []
+            texts += [p["text"] for p in summary if isinstance(p, dict) and isinstance(p.get("text"), str)]
         elif kind == "message" or "role" in item:
             content = item.get("content")
             if content:

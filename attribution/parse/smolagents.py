@@ -110,7 +110,8 @@ def detect(value: Any) -> float:
     classes = [step_class(s) for s in steps]
     if None in classes:
         return 0.0
-    if any(c == "ActionStep" and any(k in s for k in _OUTPUTS) for c, s in zip(classes, steps)) or "PlanningStep" in classes:
+    acted = any(c == "ActionStep" and any(k in s for k in _OUTPUTS) for c, s in zip(classes, steps))
+    if acted or "PlanningStep" in classes:
         return 1.0
     return 0.9 if isinstance(value, dict) else 0.0
 
