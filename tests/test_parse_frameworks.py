@@ -434,3 +434,12 @@ def test_openai_agents_span_error_is_an_observation(tmp_path):
     assert [(s.agent, s.kind) for s in run.steps] == [("A", "action"), ("A", "action"), ("runtime", "observation")]
     assert run.steps[2].content == 'Error: Max turns exceeded {"max_turns": 3}'
     assert run.steps[2].origin.pointer == "/0/error"
+
+
+def test_openai_agents_single_function_span_file(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(_span("span_f", {"type": "function", "name": "add", "input": "{\"a\":1}", "output": "2"})))
+    with pytest.warns(ParseWarning, match="outside any agent span"):
+        run = load_run(path)
+    assert [(s.agent, s.kind, s.origin.pointer) for s in run.steps] == [
+        ("assistant", "action", "/span_data/input"), ("add", "observation", "/span_data/output")]

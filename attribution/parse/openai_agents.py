@@ -67,11 +67,12 @@ _OBJECTS = ("trace", "trace.span")
 _SILENT = {"agent", "custom", "mcp_tools", "speech", "speech_group", "transcription", "task", "turn"}
 
 
-def _items(value: Any) -> tuple[list[Any], tuple] | None:
+def _items(value: Any) -> tuple[list[Any], tuple | None] | None:
+    """The export items and the pointer of their list (None: the value is a single item)."""
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         return value["data"], ("data",)
     if isinstance(value, dict):
-        return [value], ()
+        return [value], None
     if isinstance(value, list):
         return value, ()
     return None
@@ -144,7 +145,7 @@ def _time(span: dict[str, Any]) -> datetime | None:
 
 
 def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, dict[str, Any]]], source: str,
-                key: tuple, lines: list[int] | None) -> Run:
+                key: tuple | None, lines: list[int] | None) -> Run:
     by_id = {span["id"]: (k, span) for k, span in members}
     children: dict[str | None, list[tuple[int, dict[str, Any]]]] = {}
     for k, span in members:
@@ -163,8 +164,9 @@ def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, d
     state = {"input_read": False, "bare_responses": 0, "unowned": False}
 
     def origin(k: int, span: dict[str, Any], *extra: Any) -> Origin:
-        return Origin(id=span["id"], id_type="span", pointer=pointer(*key, k, *extra) if not lines else
-                      (pointer(*extra) if extra else None),
+        # JSONL: the pointer is inside the line's value; a single-span file: inside the value itself.
+        base = () if lines or key is None else (*key, k)
+        return Origin(id=span["id"], id_type="span", pointer=pointer(*base, *extra),
                       line=lines[k] if lines else None, trace_id=trace_id,
                       timestamp=span.get("started_at") if isinstance(span.get("started_at"), str) else None)
 
