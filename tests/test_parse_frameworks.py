@@ -436,6 +436,7 @@ def test_openai_agents_span_error_is_an_observation(tmp_path):
     assert run.steps[2].origin.pointer == "/0/error"
 
 
+@pytest.mark.filterwarnings("ignore:.*single action step")
 def test_openai_agents_single_function_span_file(tmp_path):
     path = tmp_path / "one.json"
     path.write_text(json.dumps(_span("span_f", {"type": "function", "name": "add", "input": "{\"a\":1}", "output": "2"})))
