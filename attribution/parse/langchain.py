@@ -267,8 +267,10 @@ def _content(data: dict[str, Any], source: str, record: str) -> str:
         for p in content:
             if isinstance(p, dict) and p.get("type") in ("tool_use", "tool_call", "function_call"):
                 continue  # repeated in tool_calls
-            if isinstance(p, dict) and p.get("type") == "thinking" and isinstance(p.get("thinking"), str):
-                p = {"type": "thinking", "text": p["thinking"]}
+            if isinstance(p, dict) and p.get("type") in ("thinking", "reasoning") and "text" not in p \
+                    and isinstance(p.get(p["type"]), str):
+                # Anthropic {"type": "thinking", "thinking": ...}; LangChain v1 {"type": "reasoning", "reasoning": ...}
+                p = {"type": p["type"], "text": p[p["type"]]}
             parts.append(p)
         content = parts
     return flatten_content(content, source=source, record=record)
