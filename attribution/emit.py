@@ -26,8 +26,9 @@ kind        what PATH holds
             ``gen_ai.evaluation.score.label`` and ``gen_ai.evaluation.explanation``.
 ==========  =====================================================================================
 
-``phoenix`` and ``otel`` need span ids; ``langfuse`` needs a trace id and a span or observation
-id. A run whose steps carry none is an error naming the run and its format; a scored step
+``phoenix`` and ``otel`` need OpenTelemetry span ids (``id_type="span"``); ``langfuse`` needs a
+trace id and a span or Langfuse observation id. Ids of other kinds (message ids, event ids, the
+OpenAI Agents SDK's own ``span_...`` ids) key ``jsonl`` only. A run whose steps carry none is an error naming the run and its format; a scored step
 without one is skipped with a warning.
 """
 

@@ -26,5 +26,6 @@ def formats(as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['name']:<{width}}{r['description']}")
         for label in ("actions", "ids"):
-            text = textwrap.fill(f"{label}: {r[label]}", 100, initial_indent=pad + "  ", subsequent_indent=pad + "    ")
+            text = textwrap.fill(f"{label}: {r[label]}", 100, initial_indent=pad + "  ", subsequent_indent=pad + "    ",
+                                 break_long_words=False, break_on_hyphens=False)
             click.echo(text)

@@ -38,7 +38,8 @@ and its result. The SDK's own exporter keeps only ``response_id`` on ``response`
 agents' text is not in the file and their actions are their tool calls only (warned once per
 trace). The format has no labels.
 
-``run_id``: the ``trace_id``. ``Step.origin``: the span ``id`` (``id_type="span"``), the
+``run_id``: the ``trace_id``. ``Step.origin``: the span ``id`` (``id_type="agents_span"``: the SDK's own
+ids, not OpenTelemetry span ids, so they key ``--emit jsonl`` but not Phoenix or OTel), the
 trace id, ``started_at`` and the item's JSON pointer (JSONL: its line).
 """
 
@@ -166,7 +167,7 @@ def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, d
     def origin(k: int, span: dict[str, Any], *extra: Any) -> Origin:
         # JSONL: the pointer is inside the line's value; a single-span file: inside the value itself.
         base = () if lines or key is None else (*key, k)
-        return Origin(id=span["id"], id_type="span", pointer=pointer(*base, *extra),
+        return Origin(id=span["id"], id_type="agents_span", pointer=pointer(*base, *extra),
                       line=lines[k] if lines else None, trace_id=trace_id,
                       timestamp=span.get("started_at") if isinstance(span.get("started_at"), str) else None)
 
