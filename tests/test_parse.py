@@ -331,3 +331,13 @@ def test_formats_command_lists_every_reader():
         assert any(line.startswith(name + " ") for line in res.output.splitlines())
     res = CliRunner().invoke(main, ["formats", "--json"])
     assert [r["name"] for r in json.loads(res.output)] == list(READERS)
+
+
+def test_an_observation_carrying_tool_calls_is_warned(tmp_path):
+    msgs = [{"role": "user", "content": "book it", "tool_calls": [
+        {"id": "u1", "type": "function", "function": {"name": "pay", "arguments": "{}"}}]},
+        {"role": "assistant", "name": "agent", "content": "done"}, {"role": "assistant", "name": "agent", "content": "ok"}]
+    path = _write(tmp_path, msgs, name="sim.json")
+    with pytest.warns(ParseWarning, match=r"sim.json, step 0: user message by 'user' carries tool calls but is an observation"):
+        run = load_run(path)
+    assert run.steps[0].kind == "observation"
