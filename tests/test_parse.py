@@ -177,7 +177,7 @@ def _write(tmp_path, obj, name="bad.json"):
         ('[{"role": "user", "content": "x"},\n  oops]', None, "valid JSON; got Expecting value at line 2, column 3"),
         ("", None, "empty file"),
         (7, None, "a run log in one of the known formats (who-and-when, "),
-        ({"steps": []}, None, "known formats (who-and-when, chat"),
+        ({"steps": []}, None, "known formats (who-and-when, "),
         ({"steps": []}, None, "got an object with top-level keys ['steps']"),
         ([{"role": "assistant", "content": "a"}, "b"], 1, "a message object"),
         ([{"role": "user", "content": "q"}, {"role": "assistant"}], 1, "'content' to be a string; got no content"),
