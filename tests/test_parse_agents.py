@@ -148,6 +148,15 @@ def test_openhands_wrapped_and_warnings(tmp_path):
     assert run.steps[-1].agent == "BrowsingAgent"  # still inside the open delegation
 
 
+def test_openhands_action_without_source_warns():
+    from attribution.parse import read_runs
+    events = [{"id": 0, "action": "message", "args": {"content": "hi"}},
+              {"id": 1, "action": "message", "args": {"content": "hello"}}]
+    with pytest.warns(ParseWarning, match="x.json, event 0: an action event without 'source'"):
+        run = read_runs(events, "x.json")[0]
+    assert [s.kind for s in run.steps] == ["action", "action"]
+
+
 @pytest.mark.parametrize(
     "events, expected",
     [
@@ -280,6 +289,27 @@ def test_tau_bench_react_api_output_is_an_observation():
     assert _kinds(run) == [("system", "observation"), ("user_simulator", "action"), ("agent", "action"),
                            ("get_order_details", "observation"), ("agent", "action"), ("user_simulator", "action")]
     assert run.meta["tool_calls"] == [(2, 3)]
+
+
+def test_tau_bench_anthropic_blocks(tmp_path):
+    """τ-bench's Claude agent keeps Anthropic blocks: a user message of tool_result blocks is the tool's output."""
+    traj = [
+        {"role": "user", "content": "Cancel order #W1."},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "<thinking>Cancel it.</thinking>"},
+            {"type": "tool_use", "id": "toolu_01AbC", "name": "cancel_pending_order", "input": {"order_id": "#W1"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01AbC", "content": "cancelled"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
+    ]
+    path = tmp_path / "claude.json"
+    path.write_text(json.dumps([{"task_id": 1, "trial": 0, "reward": 0.0, "info": {}, "traj": traj}]))
+    run = load_run(path)
+    assert _kinds(run) == [("user_simulator", "action"), ("agent", "action"), ("cancel_pending_order", "observation"),
+                           ("agent", "action")]
+    assert run.steps[1].content == ('<thinking>Cancel it.</thinking>\n'
+                                    '{"name": "cancel_pending_order", "arguments": {"order_id": "#W1"}}')
+    assert run.steps[2].content == "cancelled" and run.steps[2].origin.id == "toolu_01AbC"
+    assert run.meta["tool_calls"] == [(1, 2)]
 
 
 def test_tau2_user_simulator_tool_calls_are_actions():

@@ -244,11 +244,16 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
     links: list[tuple[int, int]] = []
     delegates: list[tuple[Any, str]] = []  # open delegations: (delegate action event id, agent)
     unknown: set[str] = set()
+    unsourced = False
     for ev, ptr, ln in events:
         eid = ev.get("id")
         rec = f"event {eid}" if eid is not None else ptr
         here = _where(source, record)
         source_ = ev.get("source", "agent")
+        if "source" not in ev and "action" in ev and ev["action"] not in DROPPED_ACTIONS and not unsourced:
+            unsourced = True
+            warn(source, "an action event without 'source'; read as the agent's (a user message would then be "
+                 "scored: check the log)", record=f"{record + ', ' if record else ''}{rec}")
         if source_ not in _SOURCES:
             raise InputError(f"{here}, {rec}", f"'source' to be one of {', '.join(_SOURCES)}", got=repr(source_))
         current = delegates[-1][1] if delegates else main

@@ -13,7 +13,9 @@
                       "messages": [{"role", "content", "tool_calls": [{"id", "name", "arguments",
                                     "requestor"}], "turn_idx", "timestamp"}, ...]}, ...]}
 
-(a single ``SimulationRun`` object, or a list of them, is read too). Both have two agents, the
+(a single ``SimulationRun`` object, or a list of them, is read too). Message content may also be
+Anthropic blocks (τ-bench's Claude agent): ``tool_use`` blocks are the assistant's calls and a user
+message of ``tool_result`` blocks is the tool's output, an observation. Both have two agents, the
 agent under test and the **user simulator**, an LLM playing the customer:
 
 =========================================  ===========  =====================================
@@ -200,13 +202,23 @@ def _messages(messages: list, where: str, agent: str, user: str, *, base: tuple,
         role = msg.get("role")
         if role not in _ROLES:
             raise InputError(where, f"a message role among {', '.join(_ROLES)}", step=n, got=repr(role))
-        text = flatten_content(msg.get("content"), source=where, step=n)
         own = msg.get("tool_calls") or []
         if not isinstance(own, list):
             raise InputError(where, "'tool_calls' to be a list", step=n, got=describe(own))
+        text, uses, results = _blocks(msg.get("content"), where, n)
+        own = own + uses
         call_id = None
         api_output = not tau2 and role == "user" and text.startswith(_API_OUTPUT) and not own
-        if role == "assistant" or role == "user" and not api_output:
+        if results:  # Anthropic tool_result blocks: the tool's output, whatever the role says
+            kind = OBSERVATION
+            call_id = results[0]
+            caller = calls.get(call_id)
+            name = caller[1] if caller else "tool"
+            links.extend((calls[r][0], n) for r in results if r in calls)
+            if own or len(results) > 1:
+                warn(where, f"a {role} message with {len(results)} tool_result block(s) and {len(own)} tool call(s) "
+                     "is read as one observation", step=n)
+        elif role == "assistant" or role == "user" and not api_output:
             kind, name = ACTION, agent if role == "assistant" else user
             lines_ = []
             for c in own:
@@ -247,8 +259,34 @@ def _messages(messages: list, where: str, agent: str, user: str, *, base: tuple,
     return steps, links
 
 
+def _blocks(content: Any, where: str, n: int) -> tuple[str, list[dict], list[str]]:
+    """Text, ``tool_use`` calls and ``tool_result`` ids of a message's content.
+
+    τ-bench's Claude agent keeps Anthropic content blocks: ``{"type": "tool_use", "id", "name",
+    "input"}`` in assistant messages and ``{"type": "tool_result", "tool_use_id", "content"}`` in
+    user messages. Any other content goes through :func:`flatten_content`.
+    """
+    if not isinstance(content, list) or not any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+                                                for b in content):
+        return flatten_content(content, source=where, step=n), [], []
+    texts, uses, results = [], [], []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "tool_use":
+            uses.append({"id": block.get("id"), "name": block.get("name"), "arguments": block.get("input")})
+        elif kind == "tool_result":
+            if not isinstance(block.get("tool_use_id"), str):
+                raise InputError(where, "a tool_result block with a 'tool_use_id'", step=n, got=describe(block))
+            results.append(block["tool_use_id"])
+            texts.append(flatten_content(block.get("content"), source=where, step=n))
+        else:
+            texts.append(flatten_content([block], source=where, step=n))
+    return "\n".join(t for t in texts if t), uses, results
+
+
 def _call(call: Any, where: str, n: int, tau2: bool) -> tuple[str | None, str, Any]:
-    """(id, tool name, arguments) of a τ² ``{id, name, arguments}`` or OpenAI ``{id, function}`` call."""
+    """(id, tool name, arguments) of a τ² ``{id, name, arguments}``, OpenAI ``{id, function}`` or
+    Anthropic ``tool_use`` call."""
     if isinstance(call, dict) and isinstance(call.get("function"), dict):
         fn = call["function"]
         name, args = fn.get("name"), fn.get("arguments")
