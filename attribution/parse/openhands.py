@@ -248,23 +248,24 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
     for ev, ptr, ln in events:
         eid = ev.get("id")
         rec = f"event {eid}" if eid is not None else ptr
-        here = _where(source, record)
+        at = f"{where}, {rec}"                              # errors: file, line, event
+        wrec = f"{record}, {rec}" if record else rec        # warnings: line, event (warn adds the file)
         source_ = ev.get("source", "agent")
         if "source" not in ev and "action" in ev and ev["action"] not in DROPPED_ACTIONS and not unsourced:
             unsourced = True
             warn(source, "an action event without 'source'; read as the agent's (a user message would then be "
-                 "scored: check the log)", record=f"{record + ', ' if record else ''}{rec}")
+                 "scored: check the log)", record=wrec)
         if source_ not in _SOURCES:
-            raise InputError(f"{here}, {rec}", f"'source' to be one of {', '.join(_SOURCES)}", got=repr(source_))
+            raise InputError(at, f"'source' to be one of {', '.join(_SOURCES)}", got=repr(source_))
         current = delegates[-1][1] if delegates else main
         to = None
         if "action" in ev:
             kind_name = ev["action"]
             if not isinstance(kind_name, str):
-                raise InputError(f"{here}, {rec}", "'action' to be a string", got=describe(kind_name))
+                raise InputError(at, "'action' to be a string", got=describe(kind_name))
             args = ev.get("args", {})
             if not isinstance(args, dict):
-                raise InputError(f"{here}, {rec}", "'args' to be an object", got=describe(args))
+                raise InputError(at, "'args' to be an object", got=describe(args))
             if kind_name in DROPPED_ACTIONS:
                 continue
             if kind_name == "condensation":
@@ -273,28 +274,28 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
                     continue
                 kind, agent, text = OBSERVATION, "condenser", summary
             elif kind_name == "system":
-                kind, agent, text = OBSERVATION, "system", _string(args.get("content", ev.get("message", "")), here, rec)
+                kind, agent, text = OBSERVATION, "system", _string(args.get("content", ev.get("message", "")), at)
             elif source_ != "agent":
                 kind, agent = OBSERVATION, source_
-                text = _action_text(ev, kind_name, args, here, rec)
+                text = _action_text(ev, kind_name, args, at)
             else:
                 if kind_name not in KNOWN_ACTIONS and kind_name not in unknown:
                     unknown.add(kind_name)
                     warn(source, f"action type {kind_name!r} is not a known OpenHands action; read as an action of "
-                         f"{current!r} with its arguments as text", record=f"{record + ', ' if record else ''}{rec}")
+                         f"{current!r} with its arguments as text", record=wrec)
                 kind, agent = ACTION, current
-                text = _action_text(ev, kind_name, args, here, rec)
+                text = _action_text(ev, kind_name, args, at)
                 if kind_name == "delegate":
                     target = args.get("agent")
                     if not (isinstance(target, str) and target):
-                        raise InputError(f"{here}, {rec}", "a delegate action with 'args.agent' naming the agent",
+                        raise InputError(at, "a delegate action with 'args.agent' naming the agent",
                                          got=repr(target))
                     to = target
             role = f"{kind_name}:{source_}"
         else:
             kind_name = ev["observation"]
             if not isinstance(kind_name, str):
-                raise InputError(f"{here}, {rec}", "'observation' to be a string", got=describe(kind_name))
+                raise InputError(at, "'observation' to be a string", got=describe(kind_name))
             if kind_name in DROPPED_OBSERVATIONS:
                 continue
             extras = ev.get("extras") if isinstance(ev.get("extras"), dict) else {}
@@ -305,11 +306,11 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
                     continue
                 agent = "memory"
             else:
-                text = _string(ev.get("content", ""), here, rec)
+                text = _string(ev.get("content", ""), at)
                 meta_call = ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else {}
                 agent = meta_call.get("function_name") or kind_name
                 if kind_name == "delegate":
-                    agent = _close_delegation(delegates, ev.get("cause"), source, record, rec)
+                    agent = _close_delegation(delegates, ev.get("cause"), source, wrec)
                     if not text.strip() and extras.get("outputs") is not None:
                         text = text_of(extras["outputs"])
             role = f"observation:{kind_name}"
@@ -353,9 +354,8 @@ def _agent_class(events: list[tuple[dict, str, int | None]]) -> str | None:
     return None
 
 
-def _close_delegation(delegates: list[tuple[Any, str]], cause: Any, source: str, record: str | None, rec: str) -> str:
+def _close_delegation(delegates: list[tuple[Any, str]], cause: Any, source: str, where: str) -> str:
     """Pop the delegation a ``delegate`` observation answers; its agent is the delegate's name."""
-    where = f"{record + ', ' if record else ''}{rec}"
     if not delegates:
         warn(source, "a delegate result with no open delegate action; attributed to 'delegate'", record=where)
         return "delegate"
@@ -372,19 +372,19 @@ def _close_delegation(delegates: list[tuple[Any, str]], cause: Any, source: str,
     return name
 
 
-def _string(value: Any, where: str, rec: str) -> str:
+def _string(value: Any, at: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InputError(f"{where}, {rec}", "the event's text ('content' / 'args.content') to be a string",
+        raise InputError(at, "the event's text ('content' / 'args.content') to be a string",
                          got=describe(value))
     return value
 
 
-def _action_text(ev: dict, kind: str, args: dict, where: str, rec: str) -> str:
+def _action_text(ev: dict, kind: str, args: dict, at: str) -> str:
     thought = args.get("thought") if isinstance(args.get("thought"), str) else ""
     if kind == "message":
-        text = _string(args.get("content", ev.get("message", "")), where, rec)
+        text = _string(args.get("content", ev.get("message", "")), at)
         images = args.get("image_urls") or args.get("images_urls") or []
         return "\n".join([text] + ["<image>"] * (len(images) if isinstance(images, list) else 0))
     if kind == "think":

@@ -10,7 +10,8 @@ A ``.traj`` file is what ``DefaultAgent.get_trajectory_data`` writes (``sweagent
      "replay_config": "<RunSingleConfig JSON>", "environment": "..."}
 
 ``history`` holds the exact messages the model was given and produced, so it is read when present;
-``trajectory`` (one ``response`` and one ``observation`` per step) is the fallback. A ``RetryAgent``
+``trajectory`` (one ``response`` and one ``observation`` per step) is the fallback, also used when
+the history holds no assistant turn of the run's own (only the prompt and demonstrations). A ``RetryAgent``
 file also has ``attempts`` (one such object per attempt, the chosen one copied to the top level):
 each attempt is read as its own run (``<id>/attempt-<k>``) and the top-level copy is not read again.
 
@@ -128,11 +129,13 @@ def _read_one(obj: dict, source: str, run_id: str, base: tuple) -> Run:
     history = obj.get("history")
     info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
     meta = {"info": info, "environment": obj.get("environment")}
-    if isinstance(history, list) and history:
+    traj = obj.get("trajectory")
+    own_turns = isinstance(history, list) and any(
+        isinstance(e, dict) and e.get("role") == "assistant" and not e.get("is_demo") for e in history)
+    if isinstance(history, list) and history and (own_turns or not (isinstance(traj, list) and traj)):
         steps, links = _from_history(history, source, base)
         meta["read_from"] = "history"
-    else:
-        traj = obj.get("trajectory")
+    else:  # no history, or one without any turn of the model's own (demonstrations only)
         if not (isinstance(traj, list) and traj):
             raise InputError(source, "a non-empty 'history' or 'trajectory' list", got=describe(obj))
         steps, links = _from_trajectory(traj, source, base)
