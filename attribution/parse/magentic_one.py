@@ -58,7 +58,15 @@ def _roles(value: Any) -> list[str] | None:
 
 def detect(value: Any) -> float:
     """1.0 when a role carries a Magentic-One suffix (``(thought)``, ``(-> X)``, ``(termination
-    condition)``), 0.8 when no role is a chat role and one is a Magentic-One agent name, else 0."""
+    condition)``), 0.8 when no role is a chat role and one is a Magentic-One agent name, else 0.
+
+    Examples
+    --------
+    >>> detect([{"role": "human", "content": "q"}, {"role": "Orchestrator (-> WebSurfer)", "content": "look"}])
+    1.0
+    >>> detect([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+    0.0
+    """
     roles = _roles(value)
     if roles is None:
         return 0.0

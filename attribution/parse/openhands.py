@@ -147,7 +147,14 @@ def _is_instance(x: Any) -> bool:
 
 def detect(value: Any) -> float:
     """1.0 for OpenHands events (exactly one of 'action'/'observation' with 'args'/'extras'/'cause'),
-    bare or wrapped, or SWE-bench output lines holding them; 0 otherwise."""
+    bare or wrapped, or SWE-bench output lines holding them; 0 otherwise.
+
+    Examples
+    --------
+    >>> event = {"id": 0, "source": "user", "action": "message", "args": {"content": "Fix a.py"}}
+    >>> detect([event]), detect({"trajectory": [event]}), detect([{"role": "user", "content": "hi"}])
+    (1.0, 1.0, 0.0)
+    """
     if _is_stream(value):
         return 1.0
     if isinstance(value, dict):

@@ -88,7 +88,15 @@ def _is_traj(x: Any) -> bool:
 def detect(value: Any) -> float:
     """1.0 for a .traj object: trajectory steps holding both 'action' and 'observation', a history
     whose entries name their 'agent' with a 'message_type' (or with info.exit_status), or
-    RetryAgent 'attempts' of those; 0 otherwise."""
+    RetryAgent 'attempts' of those; 0 otherwise.
+
+    Examples
+    --------
+    >>> detect({"trajectory": [{"action": "ls", "observation": "a.py", "response": "ls", "thought": ""}]})
+    1.0
+    >>> detect({"history": [{"role": "user", "content": "hi"}]})
+    0.0
+    """
     return 1.0 if _is_traj(value) else 0.0
 
 

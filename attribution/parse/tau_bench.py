@@ -78,7 +78,15 @@ def _is_sim(x: Any) -> bool:
 
 def detect(value: Any) -> float:
     """1.0 for τ-bench results (items with task_id and traj) or τ²-bench results / simulation runs
-    (task_id, messages and termination_reason or reward_info); 0 otherwise."""
+    (task_id, messages and termination_reason or reward_info); 0 otherwise.
+
+    Examples
+    --------
+    >>> detect([{"task_id": 3, "trial": 0, "reward": 1.0, "traj": []}])
+    1.0
+    >>> detect({"simulations": [{"id": "s1", "task_id": "t", "messages": [], "termination_reason": "user_stop"}]})
+    1.0
+    """
     if isinstance(value, dict):
         sims = value.get("simulations")
         if isinstance(sims, list) and sims and all(_is_sim(s) for s in sims):
