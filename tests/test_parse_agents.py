@@ -62,6 +62,23 @@ def test_fixture_ids_come_from_the_file(path):
         build_graph(run)
 
 
+#: The only warnings the fixtures may raise: runs that are skipped on purpose.
+EXPECTED_WARNINGS = {
+    "output.jsonl": ["line 3: instance 'sympy__sympy-20590' has no history"],
+    "retail-tool-calling.json": ["run 5/trial-0 has an empty traj"],
+}
+
+
+@pytest.mark.parametrize("path", _fixtures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixture_reads_without_unexpected_warnings(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_runs(path)
+    got = [str(w.message) for w in caught]
+    expected = EXPECTED_WARNINGS.get(path.name, [])
+    assert len(got) == len(expected) and all(e in g for e, g in zip(expected, got)), got
+
+
 # --- OpenHands ------------------------------------------------------------------------------------
 
 

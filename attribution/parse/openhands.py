@@ -39,7 +39,8 @@ every ``observation``                      observation  ``tool_call_metadata.fun
 Dropped, as bookkeeping the model never reads as a turn (:data:`DROPPED_ACTIONS`,
 :data:`DROPPED_OBSERVATIONS`): ``change_agent_state`` / ``agent_state_changed``, ``null``
 actions and observations, ``recall`` actions (the user's message again, as a query),
-``pause`` / ``resume`` / ``stop``, ``condensation_request``, a ``condensation`` action
+``pause`` / ``resume`` / ``stop``, ``loop_recovery`` (the user's choice in the stuck-loop menu),
+``condensation_request``, a ``condensation`` action
 without a summary (with one, it is an observation of ``"condenser"``), and a ``recall``
 observation that carries no instructions or microagent knowledge.
 
@@ -77,7 +78,8 @@ ACTIONS = ("'action' events from source agent are actions of the agent class (or
 IDS = "the event 'id' (id_type 'event'); JSON pointer of the event; JSONL line; event timestamp"
 
 #: Action types that are bookkeeping, not a turn of any agent.
-DROPPED_ACTIONS = frozenset({"change_agent_state", "null", "recall", "pause", "resume", "stop", "condensation_request"})
+DROPPED_ACTIONS = frozenset({"change_agent_state", "null", "recall", "pause", "resume", "stop", "condensation_request",
+                             "loop_recovery"})
 #: Observation types that are bookkeeping.
 DROPPED_OBSERVATIONS = frozenset({"agent_state_changed", "null"})
 
