@@ -149,6 +149,7 @@ def test_openhands_swebench_output_many_runs(recwarn):
     assert _kinds(django) == [("user", "observation"), ("CodeActAgent", "action"), ("run", "observation"),
                               ("CodeActAgent", "action"), ("user", "observation"), ("CodeActAgent", "action")]
     assert load_run(FIXTURES / "openhands" / "output.jsonl", run_id="django__django-11099").success is False
+    assert django.steps[0].origin.id == "0" and "/history/0/1" not in [s.origin.pointer for s in django.steps]
 
 
 def test_openhands_wrapped_and_warnings(tmp_path):

@@ -129,7 +129,9 @@ def _is_event(x: Any) -> bool:
 
 
 def _is_pair(x: Any) -> bool:
-    return isinstance(x, list) and len(x) == 2 and all(_is_event(e) for e in x)
+    """An old ``[action, observation]`` pair (old null observations carry no more than their key)."""
+    return (isinstance(x, list) and len(x) == 2 and any(_is_event(e) for e in x)
+            and all(isinstance(e, dict) and ("action" in e) != ("observation" in e) for e in x))
 
 
 def _is_stream(value: Any) -> bool:
@@ -242,8 +244,8 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
     if not isinstance(stream, list):
         raise InputError(where, "'history' to be a list of OpenHands events", got=describe(stream))
     events = _flatten(stream, base, lines)
-    for ev, ptr, _ in events:
-        if not _is_event(ev):
+    for ev, ptr, _ in events:  # inside a stream any record with one of the two keys will do
+        if not isinstance(ev, dict) or ("action" in ev) == ("observation" in ev):
             raise InputError(where, f"an OpenHands event (exactly one of 'action' / 'observation') at {ptr}",
                              got=describe(ev))
     main = _agent_class(events) or (agent_class if isinstance(agent_class, str) and agent_class else None) or "agent"
