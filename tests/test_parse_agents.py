@@ -96,7 +96,7 @@ def test_openhands_event_stream():
         ("CodeActAgent", "action"), ("str_replace_editor", "observation"), ("CodeActAgent", "action"),
     ]
     delegate = run.steps[5]
-    assert delegate.to == "BrowsingAgent" and delegate.role == "delegate:agent"
+    assert delegate.to == "BrowsingAgent" and delegate.role == "action:delegate"
     assert run.meta["tool_calls"] == [(3, 4), (6, 7), (5, 9), (10, 11)]  # from 'cause'
     G = build_graph(run)
     assert "handoff" in G.edges[5, 6]["types"] and "calls" in G.edges[3, 4]["types"]

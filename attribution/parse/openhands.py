@@ -50,7 +50,7 @@ keeps it, else ``{"name": <function_name or action>, "arguments": <the action's 
 a ``message`` is its ``content``; a ``think`` its ``thought``. An observation's text is its
 ``content`` (a ``delegate`` result with empty content: its ``outputs``). ``cause`` links an
 observation to the action it answers (``run.meta["tool_calls"]``); a ``delegate`` action sets
-``Step.to``.
+``Step.to``. ``Step.role`` is the event's key and type (``action:run``, ``observation:run``).
 
 Labels: SWE-bench output lines give ``success`` from ``test_result.report.resolved`` (written by
 ``eval_infer.py``), else ``test_result.resolved``; the run id is ``instance_id``. A line without
@@ -302,7 +302,7 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
                         raise InputError(at, "a delegate action with 'args.agent' naming the agent",
                                          got=repr(target))
                     to = target
-            role = f"{kind_name}:{source_}"
+            role = f"action:{kind_name}"
         else:
             kind_name = ev["observation"]
             if not isinstance(kind_name, str):
