@@ -222,7 +222,7 @@ def test_swe_agent_history():
                                     '{"command":"grep -n regex /testbed/django/contrib/auth/validators.py"}}')
     assert run.steps[2].content.startswith("<uploaded_files>")  # content parts flattened
     assert [s.origin.pointer for s in run.steps[:2]] == ["/history/0", "/history/1"]
-    assert run.steps[4].role == "tool:observation"
+    assert run.steps[4].role == "tool"
 
 
 def test_swe_agent_demonstrations_are_not_scored_and_agents_kept():

@@ -188,7 +188,7 @@ def _from_history(history: list, source: str, base: tuple) -> tuple[list[Step], 
         for cid in entry.get("tool_call_ids") or []:
             if cid in calls and kind == OBSERVATION:
                 links.append((calls[cid], i))
-        steps.append(Step(index=i, agent=agent, role=f"{role}:{mtype}" if mtype else role, kind=kind, content=text,
+        steps.append(Step(index=i, agent=agent, role=role, kind=kind, content=text,
                           origin=Origin(pointer=pointer(*base, "history", i))))
     return steps, links
 
