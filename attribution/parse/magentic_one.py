@@ -37,7 +37,8 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "AGENTS", "detect", "read"]
 
 NAME = "magentic-one"
-DESCRIPTION = "Magentic-One logs as a bare list of {role, content} with Who&When Hand-Crafted roles ('Orchestrator (-> WebSurfer)')"
+DESCRIPTION = ("Magentic-One logs as a bare list of {role, content} with Who&When Hand-Crafted roles "
+               "('Orchestrator (-> WebSurfer)')")
 ACTIONS = ("every speaker's messages are actions (Orchestrator, WebSurfer, FileSurfer, Coder, ...) except "
            "human (the question) and ComputerTerminal (code output), which are observations; '(-> X)' hands off to X")
 IDS = "no record ids in the format; JSON pointer /N (JSONL: line)"

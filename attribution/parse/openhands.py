@@ -198,14 +198,16 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         if key is None:
             raise InputError(source, "OpenHands events: a list, or an object with 'history' or 'trajectory'",
                              got=describe(value))
-        ident = next((value[k] for k in ("conversation_id", "session_id", "sid", "id") if isinstance(value.get(k), (str, int))), None)
+        ident = next((value[k] for k in ("conversation_id", "session_id", "sid", "id")
+                      if isinstance(value.get(k), (str, int))), None)
         meta = {k: v for k, v in value.items() if k != key}
         return [_read_stream(value[key], source, base=(key,), lines=None, run_id=str(ident) if ident is not None else stem,
                              agent_class=value.get("agent_class"), meta=meta)]
     raise InputError(source, "OpenHands events: a list, or an object with 'history' or 'trajectory'", got=describe(value))
 
 
-def _read_instance(item: dict, source: str, *, line: int | None, base: tuple, where: str | None, position: int | None) -> Run:
+def _read_instance(item: dict, source: str, *, line: int | None, base: tuple, where: str | None,
+                   position: int | None) -> Run:
     meta = {k: v for k, v in item.items() if k not in ("history", "instance")}
     metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
     if position is not None:

@@ -33,9 +33,9 @@ even ``assistant`` ones                             output, so never scored
 An action's text is its ``content`` (the model's raw output) followed by one line per entry of
 ``tool_calls`` (``arguments`` kept as emitted); ``thinking_blocks`` are not part of the text. A
 ``tool`` entry whose ``tool_call_ids`` match an earlier call is linked to it
-(``run.meta["tool_calls"]``). In the ``trajectory`` fallback each step gives an action
-of ``"main"`` and an observation of ``"environment"``, linked (the action text is ``response``, else ``thought``, plus ``action``
-when the text does not already hold it).
+(``run.meta["tool_calls"]``). In the ``trajectory`` fallback each step gives an action of
+``"main"`` and an observation of ``"environment"``, linked; the action's text is ``response``
+(else ``thought``), plus ``action`` when the text does not already hold it.
 
 The format has no record ids: steps keep JSON pointers (``/history/N``). The run id is the
 problem statement's id from ``replay_config`` when present, else the file's stem (SWE-agent
