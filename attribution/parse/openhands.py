@@ -17,32 +17,32 @@ where an old ``history`` is a list of ``[action, observation]`` pairs (read the 
 
 Kinds come from the event's key, never from its ``source`` alone:
 
-========================================  ===========  ===================================
-event                                     kind         agent
-========================================  ===========  ===================================
-``action`` from source ``agent``          action       the agent class (``system`` event's
-(``run``, ``run_ipython``, ``read``,                   ``agent_class``, else the line's
-``edit``, ``write``, ``browse``,                       ``metadata.agent_class``, else
-``browse_interactive``, ``call_tool_mcp``,             ``"agent"``); between a ``delegate``
-``message``, ``think``, ``delegate``,                  action and its result, the delegated
-``finish``, ``reject``, ...)                           agent (``args.agent``)
-``action`` ``system`` (the system prompt)  observation  ``"system"``
-``action`` from source ``user`` /          observation  ``"user"`` / ``"environment"``
+==========================================  ===========  =====================================
+event                                       kind         agent
+==========================================  ===========  =====================================
+``action`` from source ``agent``            action       the agent class (``system`` event's
+(``run``, ``run_ipython``, ``read``,                     ``agent_class``, else the line's
+``edit``, ``write``, ``browse``,                         ``metadata.agent_class``, else
+``browse_interactive``, ``call_tool_mcp``,               ``"agent"``); between a ``delegate``
+``message``, ``think``, ``delegate``,                    action and its result, the delegated
+``finish``, ``reject``, ...)                             agent (``args.agent``)
+``action`` ``system`` (the system prompt)   observation  ``"system"``
+``action`` from source ``user`` /           observation  ``"user"`` / ``"environment"``
 ``environment`` (the human's messages)
-every ``observation``                      observation  ``tool_call_metadata.function_name``,
-                                                       else the observation type (``run``,
-                                                       ``read``, ``error``...); a
-                                                       ``delegate`` result: the delegated
-                                                       agent; ``recall``: ``"memory"``
-========================================  ===========  ===================================
+every ``observation``                       observation  ``tool_call_metadata.function_name``,
+                                                         else the observation type (``run``,
+                                                         ``read``, ``error``...); a
+                                                         ``delegate`` result: the delegated
+                                                         agent; ``recall``: ``"memory"``
+==========================================  ===========  =====================================
 
 Dropped, as bookkeeping the model never reads as a turn (:data:`DROPPED_ACTIONS`,
 :data:`DROPPED_OBSERVATIONS`): ``change_agent_state`` / ``agent_state_changed``, ``null``
 actions and observations, ``recall`` actions (the user's message again, as a query),
 ``pause`` / ``resume`` / ``stop``, ``loop_recovery`` (the user's choice in the stuck-loop menu),
-``condensation_request``, a ``condensation`` action
-without a summary (with one, it is an observation of ``"condenser"``), and a ``recall``
-observation that carries no instructions or microagent knowledge.
+``condensation_request``, a ``condensation`` action without a summary (with one, it is an
+observation of ``"condenser"``), and a ``recall`` observation that carries no instructions or
+microagent knowledge.
 
 An action's text is its ``thought`` followed by the call: the tool call exactly as the model
 emitted it (``tool_call_metadata.model_response``, found by ``tool_call_id``) when the event

@@ -15,24 +15,25 @@
 
 (a single ``SimulationRun`` object, or a list of them, is read too). Message content may also be
 Anthropic blocks (τ-bench's Claude agent): ``tool_use`` blocks are the assistant's calls and a user
-message of ``tool_result`` blocks is the tool's output, an observation. Both have two agents, the
-agent under test and the **user simulator**, an LLM playing the customer:
+message of ``tool_result`` blocks is the tool's output, an observation.
 
-=========================================  ===========  =====================================
+Both have two agents, the agent under test and the **user simulator**, an LLM playing the customer:
+
+=========================================  ===========  =======================================
 message                                    kind         agent
-=========================================  ===========  =====================================
+=========================================  ===========  =======================================
 ``assistant``                              action       τ²: ``info.agent_info.implementation``;
                                                         else ``"agent"``
 ``user`` (the simulator's utterances and,  action       τ²: ``info.user_info.implementation``;
 in τ², its own tool calls, ``requestor:                 else ``"user_simulator"``
 "user"``)
-``user`` starting ``API output:`` (τ-bench  observation  the tool named by the preceding
-ReAct/Act agents feed tool output back                   ``Action:`` JSON, else ``"tool"``
-as a user message)
-``tool`` (τ²: also ``tool_messages`` of a   observation  the called tool's name (from the linked
-``MultiToolMessage``)                                    call), else ``name``, else ``"tool"``
+``user`` starting ``API output:``          observation  the tool named by the preceding
+(τ-bench ReAct/Act agents feed tool                     ``Action:`` JSON, else ``"tool"``
+output back as a user message)
+``tool`` (τ²: also ``tool_messages``       observation  the called tool's name (from the linked
+of a ``MultiToolMessage``)                              call), else ``name``, else ``"tool"``
 ``system``                                 observation  ``"system"``
-=========================================  ===========  =====================================
+=========================================  ===========  =======================================
 
 Tool calls are appended to the caller's text (``{"name", "arguments"}`` per line, arguments as
 emitted), and each tool result is linked to its call (``tool_call_id``; τ²: the tool message's
