@@ -923,7 +923,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         for m in ins:
             text = m.content().strip()
             if m.role in ("user", "human"):
-                if text and text not in seen_user:
+                if text and text not in seen_user and text not in emitted:  # not an earlier action, passed on
                     seen_user.add(text)
                     who = caller if caller and caller != agent else m.name or "user"
                     items.append(_Item((*key[:2], -1, sub), who, m.role, OBSERVATION, m.content(), s))
