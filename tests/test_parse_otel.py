@@ -251,6 +251,34 @@ def test_nested_span_tree_and_agent_output_without_llm_spans(tmp_path):
     assert run.steps[0].content == "Plan a party." and run.steps[2].origin.pointer == "/children/1"
 
 
+def test_smolagents_managed_agent_named_by_the_managers_tool_call(tmp_path):
+    """smolagents runs a managed agent inside the manager's step (no TOOL span); the sub-agent's
+    AGENT span is only 'ToolCallingAgent.run': its name is the manager's tool call."""
+    out = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant"}
+    spans = [
+        {"spanId": "f1", "name": "CodeAgent.run", "startTimeUnixNano": "1700000000000000000",
+         "attributes": {"openinference.span.kind": "AGENT", "input.value": '{"task": "GDP doubling time?"}',
+                        "smolagents.managed_agents.0.name": "search_agent",
+                        "smolagents.managed_agents.1.name": "math_agent"}},
+        {"spanId": "f2", "parentSpanId": "f1", "name": "Step 1", "startTimeUnixNano": "1700000001000000000",
+         "attributes": {"openinference.span.kind": "CHAIN"}},
+        {"spanId": "f3", "parentSpanId": "f2", "name": "OpenAIServerModel.generate", "startTimeUnixNano": "1700000002000000000",
+         "attributes": {**out, "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "search_agent",
+                        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"task": "US GDP growth 2024"}'}},
+        {"spanId": "f4", "parentSpanId": "f2", "name": "ToolCallingAgent.run", "startTimeUnixNano": "1700000003000000000",
+         "attributes": {"openinference.span.kind": "AGENT"}},
+        {"spanId": "f5", "parentSpanId": "f4", "name": "OpenAIServerModel.generate", "startTimeUnixNano": "1700000004000000000",
+         "attributes": {**out, "llm.output_messages.0.message.content": "2.8%"}},
+        {"spanId": "f6", "parentSpanId": "f1", "name": "OpenAIServerModel.generate", "startTimeUnixNano": "1700000005000000000",
+         "attributes": {**out, "llm.output_messages.0.message.content": "About 25 years."}},
+    ]
+    run = load_run(_write(tmp_path, _otlp(spans)))
+    assert _table(run) == [("user", "obs", "user"), ("CodeAgent.run", "act", "assistant"),
+                           ("search_agent", "act", "assistant"), ("CodeAgent.run", "act", "assistant")]
+    assert run.steps[1].to == "search_agent"
+    assert run.steps[0].content == '{"task": "GDP doubling time?"}'  # the root's input.value: no LLM input recorded
+
+
 # -- bad input and warnings ----------------------------------------------------------------------
 
 _LLM = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",

@@ -858,16 +858,48 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
     root = roots[0]
     default_agent = next((s.service for s in roots if s.service), None) or c.names.get(trace) or root.name or "agent"
 
+    items: list[_Item] = []
+    names: dict[str, str] = {}
+    tool_names = {_tool_name(t) for t in spans if kinds[t.id] == "tool"}
+
     def boundary_name(s: _Span) -> str:
+        """An agent span's name; memoised, first asked when its first LLM call is read, so that the
+        steps of the agents above it (which may name it in a tool call) are known by then."""
+        if s.id not in names:
+            names[s.id] = _boundary_name(s)
+        return names[s.id]
+
+    def _boundary_name(s: _Span) -> str:
         name = _explicit_agent(s)
         p = parent[s.id]
         if name is None and p is not None and kinds[p.id] == "tool":
             name = _tool_name(p)  # a managed sub-agent, named only by the tool call that runs it
         if name is None and isinstance(s.attrs.get("graph.node.name"), str):
             name = s.attrs["graph.node.name"]
+        if name is None and p is not None:
+            name = _called_by(s, p)
         if name is None and s.name.startswith("invoke_agent ") and len(s.name) > 13:
             name = s.name[13:]
+        if name is None and (not s.name or "." in s.name or s.name.lower() in ("agent", "invoke_agent", "run")):
+            # a class or method name ('ToolCallingAgent.run'), not an agent's own name
+            warn(source, f"agent {s.id_type} {s.id} has no agent name; using its span name {s.name!r}", record=label)
         return name or s.name or "agent"
+
+    def _called_by(s: _Span, p: _Span) -> str | None:
+        """The name a calling agent gave this one: the last tool call, before this span starts, by the
+        agent above that no tool span answers (smolagents calls managed agents so; the caller's
+        ``smolagents.managed_agents.N.name`` lists them)."""
+        up, up_span = owner(p)
+        if up_span is None:
+            return None
+        managed = {v for k, v in up_span.attrs.items() if k.startswith("smolagents.managed_agents.") and k.endswith(".name")}
+        at = (start[s.id], pre[s.id])
+        for it in reversed(items):
+            if it.kind == ACTION and it.agent == up and it.key[:2] < at:
+                for _, call, _ in reversed(it.calls):
+                    if call in managed or (not managed and call not in tool_names):
+                        return call
+        return next(iter(managed)) if len(managed) == 1 else None
 
     def owner(s: _Span) -> tuple[str, _Span | None]:
         x: _Span | None = s
@@ -898,7 +930,6 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             todo.append(((end[s.id], last[s.id], 1), "tool", s))
     todo.sort(key=lambda t: t[0])
 
-    items: list[_Item] = []
     seen_user: set[str] = set()
     seen_tool: set[str] = set()
     emitted: set[str] = set()
