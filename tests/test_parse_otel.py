@@ -312,6 +312,23 @@ def test_bad_spans(tmp_path, spans, record, expected):
     assert "\n" not in msg and msg.startswith(f"{path}, {record}: ") and expected in msg
 
 
+def test_other_traces_in_a_collector_file_are_skipped_with_a_warning(tmp_path):
+    agent = _otlp([{"spanId": "g1", "attributes": _LLM}, {"spanId": "g2", "attributes": _LLM}])
+    http = _otlp([{"spanId": "h1", "traceId": "99990000999900009999000099990000", "name": "GET /health",
+                   "attributes": {"http.request.method": "GET"}}])
+    path = _write(tmp_path, json.dumps(agent) + "\n" + json.dumps(http) + "\n", name="otel.jsonl")
+    with pytest.warns(ParseWarning, match="trace 99990000999900009999000099990000 has no LLM, agent or tool span; skipped"):
+        runs = load_runs(path)
+    assert [r.run_id for r in runs] == ["11112222333344445555666677778888"]
+    other = json.loads(json.dumps(http).replace("9999", "7777"))
+    with pytest.raises(InputError, match=r"otel.jsonl: expected a trace with LLM calls .*; got 2 trace\(s\) without any"):
+        with pytest.warns(ParseWarning):
+            load_runs(_write(tmp_path, json.dumps(http) + "\n" + json.dumps(other) + "\n", name="otel.jsonl"))
+    # one trace alone: the error names it
+    with pytest.raises(InputError, match=r"otel.jsonl, trace 9999.*: expected at least one LLM call with an output"):
+        load_runs(_write(tmp_path, json.dumps(http), name="otel.jsonl"))
+
+
 def test_attributes_must_be_a_list_or_an_object(tmp_path):
     req = _otlp([{"spanId": "c1", "attributes": {}}])
     req["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = "llm"

@@ -807,7 +807,7 @@ class _Item:
     tool: str | None = None
 
 
-def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem: str) -> Run:
+def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem: str, *, skip_plain: bool) -> Run | None:
     label = f"trace {trace}"
     by_id: dict[str, _Span] = {}
     for s in spans:
@@ -983,6 +983,10 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         warn(source, f"{unseen_history} assistant message(s) in LLM inputs match no span's output "
                      "(history from outside the trace?); kept out of the steps", record=label)
     if not any(it.kind == ACTION for it in items):
+        if skip_plain and not any(kinds[x.id] != "other" for x in spans):
+            # a collector file also holds the app's other traces (HTTP, database): say so, go on
+            warn(source, f"{label} has no LLM, agent or tool span; skipped")
+            return None
         raise _err(source, label, "at least one LLM call with an output (nothing to score)",
                    f"{len(spans)} span(s), no LLM output")
 
@@ -1073,7 +1077,9 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
     InputError
         A malformed span (no span id, a bad parent reference, attributes that are neither a
         KeyValue list nor an object, an LLM span whose messages are not JSON), naming the file
-        and the span id (or its pointer / line); a trace with no LLM output.
+        and the span id (or its pointer / line); a trace with no LLM output. In a file of
+        several traces, a trace with no LLM, agent or tool span at all (an HTTP or database
+        trace beside the agent's) is skipped with a warning instead.
     """
     c = _Collector(source)
     if lines is not None:
@@ -1090,4 +1096,7 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
     for s in c.spans:
         traces.setdefault(s.trace, []).append(s)
     stem = Path(source).stem
-    return [_trace_run(t, spans, source, c, stem) for t, spans in traces.items()]
+    runs = [_trace_run(t, spans, source, c, stem, skip_plain=len(traces) > 1) for t, spans in traces.items()]
+    if not any(runs):
+        raise InputError(source, "a trace with LLM calls (nothing to score)", got=f"{len(traces)} trace(s) without any")
+    return [r for r in runs if r is not None]
