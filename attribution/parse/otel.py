@@ -242,10 +242,17 @@ def _attrs(value: Any, source: str, record: str) -> dict[str, Any]:
         for kv in value:
             if not (isinstance(kv, dict) and isinstance(kv.get("key"), str)):
                 raise _err(source, record, "attributes as a list of {key, value} (OTLP KeyValue)", describe(kv))
-        return _flat(_kv_attributes(value))
+        return _unwrap(value, source, record)
     if isinstance(value, dict):
-        return _flat(_kv_attributes(value))
+        return _unwrap(value, source, record)
     raise _err(source, record, "'attributes' to be a KeyValue list or an object", describe(value))
+
+
+def _unwrap(value: Any, source: str, record: str) -> dict[str, Any]:
+    try:
+        return _flat(_kv_attributes(value))
+    except (AttributeError, TypeError) as err:  # an AnyValue whose arrayValue / kvlistValue is not an object
+        raise _err(source, record, "attribute values of the OTLP AnyValue form", type(err).__name__) from err
 
 
 def _ns(value: Any, unit: int = 1) -> int | None:
@@ -297,12 +304,17 @@ class _Collector:
     # OTLP/JSON ---------------------------------------------------------------------------------
     def otlp(self, req: dict, base: tuple, line: int | None) -> None:
         key = "resourceSpans" if "resourceSpans" in req else "batches"
-        for r, rs in enumerate(_list(req[key], self.source, pointer(*base, key))):
-            res = _attrs((rs.get("resource") or {}).get("attributes"), self.source, pointer(*base, key, r, "resource"))
+        where = f"line {line}, " if line else ""
+        for r, rs in enumerate(_list(req[key], self.source, where + pointer(*base, key))):
+            rs = _obj(rs, self.source, where + pointer(*base, key, r), "a ResourceSpans object")
+            resource = _obj(rs.get("resource") or {}, self.source, where + pointer(*base, key, r, "resource"), "a resource object")
+            res = _attrs(resource.get("attributes"), self.source, where + pointer(*base, key, r, "resource"))
             service = res.get("service.name")
             scope_key = "scopeSpans" if "scopeSpans" in rs else "instrumentationLibrarySpans"
-            for s, ss in enumerate(_list(rs.get(scope_key, []), self.source, pointer(*base, key, r, scope_key))):
-                for k, sp in enumerate(_list(ss.get("spans", []), self.source, pointer(*base, key, r, scope_key, s, "spans"))):
+            for s, ss in enumerate(_list(rs.get(scope_key, []), self.source, where + pointer(*base, key, r, scope_key))):
+                ss = _obj(ss, self.source, where + pointer(*base, key, r, scope_key, s), "a ScopeSpans object")
+                for k, sp in enumerate(_list(ss.get("spans", []), self.source,
+                                             where + pointer(*base, key, r, scope_key, s, "spans"))):
                     ptr = pointer(*base, key, r, scope_key, s, "spans", k)
                     self.add(self._otlp_span(sp, ptr, line, service))
 
@@ -313,11 +325,11 @@ class _Collector:
         sid = _id(sp.get("spanId"), self.source, rec, "span id ('spanId')", required=True)
         rec = f"span {sid}" + (f" (line {line})" if line else f" ({ptr})")
         events = []
-        for e, ev in enumerate(sp.get("events") or []):
+        for e, ev in enumerate(_list(sp.get("events") or [], self.source, rec + ", events")):
             if not isinstance(ev, dict):
                 raise _err(self.source, rec, "span events as objects {name, attributes}", describe(ev))
             events.append((str(ev.get("name", "")), _attrs(ev.get("attributes"), self.source, f"{rec}, event {e}")))
-        status = sp.get("status") or {}
+        status = _obj(sp.get("status") or {}, self.source, rec, "'status' to be an object {code, message}")
         error = (status.get("message") or "error") if status.get("code") in (2, "STATUS_CODE_ERROR") else None
         start = _ns(sp.get("startTimeUnixNano"))
         return _Span(
@@ -343,7 +355,7 @@ class _Collector:
         attrs = _attrs(raw, self.source, rec) if raw is not None else {}
         attrs.update(_flat({k[len("attributes."):]: v for k, v in sp.items() if k.startswith("attributes.")}))
         events = []
-        for e, ev in enumerate(sp.get("events") or []):
+        for e, ev in enumerate(_list(sp.get("events") or [], self.source, rec + ", events")):
             if not isinstance(ev, dict):
                 raise _err(self.source, rec, "span events as objects {name, attributes}", describe(ev))
             events.append((str(ev.get("name", "")), _attrs(ev.get("attributes"), self.source, f"{rec}, event {e}")))
@@ -365,6 +377,7 @@ class _Collector:
 
     # Jaeger ------------------------------------------------------------------------------------
     def jaeger(self, tr: dict, base: tuple, line: int | None) -> None:
+        tr = _obj(tr, self.source, (f"line {line}, " if line else "") + pointer(*base), "a Jaeger trace object")
         procs = tr.get("processes") or {}
         for k, sp in enumerate(_list(tr["spans"], self.source, pointer(*base, "spans"))):
             ptr = pointer(*base, "spans", k)
@@ -373,17 +386,18 @@ class _Collector:
                 raise _err(self.source, rec, "a span object", describe(sp))
             sid = _id(sp.get("spanID"), self.source, rec, "span id ('spanID')", required=True)
             rec = f"span {sid}" + (f" (line {line})" if line else f" ({ptr})")
-            refs = [r for r in sp.get("references") or [] if isinstance(r, dict) and r.get("refType") == "CHILD_OF"]
+            refs = [r for r in _list(sp.get("references") or [], self.source, rec + ", references") if isinstance(r, dict) and r.get("refType") == "CHILD_OF"]
             parent = _id(refs[0].get("spanID"), self.source, rec, "parent span id", required=False) if refs else None
             tags = sp.get("tags") or []
             if not isinstance(tags, list):
                 raise _err(self.source, rec, "'tags' to be a list of {key, type, value}", describe(tags))
-            attrs = _flat({t["key"]: t.get("value") for t in tags if isinstance(t, dict) and "key" in t})
-            events = [(str(f.get("event", "")), f) for f in
-                      ({t["key"]: t.get("value") for t in lg.get("fields") or [] if isinstance(t, dict) and "key" in t}
-                       for lg in sp.get("logs") or [] if isinstance(lg, dict))]
+            attrs = _flat({str(t["key"]): t.get("value") for t in tags if isinstance(t, dict) and "key" in t})
+            logs = [lg for lg in _list(sp.get("logs") or [], self.source, rec + ", logs") if isinstance(lg, dict)]
+            events = [(str(f.get("event", "")), _flat(f)) for f in
+                      ({str(t["key"]): t.get("value") for t in _list(lg.get("fields") or [], self.source, rec + ", logs")
+                        if isinstance(t, dict) and "key" in t} for lg in logs)]
             start = _ns(sp.get("startTime"), 1000)
-            duration = sp.get("duration")
+            duration = sp.get("duration") if type(sp.get("duration")) is int else None
             proc = procs.get(sp.get("processID")) if isinstance(procs, dict) else None
             self.add(_Span(
                 id=sid, parent=parent, trace=str(sp.get("traceID") or tr.get("traceID") or ""),
@@ -425,6 +439,20 @@ class _Collector:
             input=ob.get("input", _MISSING), output=ob.get("output", _MISSING),
             timestamp=iso_time(ob.get("startTime")),
         ))
+
+
+def _obj(value: Any, source: str, record: str, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise _err(source, record, what, describe(value))
+    return value
+
+
+def _as_list(value: Any, span: _Span, source: str, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(span.where(source), f"'{what}' to be a list", got=describe(value))
+    return value
 
 
 def _pick(d: dict, *keys: str) -> Any:
@@ -477,8 +505,17 @@ class _Msg:
     call_id: str | None = None  # on a tool result
     name: str | None = None
 
+    def __post_init__(self) -> None:  # ids are strings as written; anything else is no id
+        self.call_id = _cid(self.call_id)
+        self.calls = [(_cid(i), str(n), a) for i, n, a in self.calls]
+        self.name = self.name if isinstance(self.name, str) and self.name else None
+
     def content(self) -> str:
         return "\n".join(([self.text] if self.text else []) + [tool_call_text(n, a) for _, n, a in self.calls])
+
+
+def _cid(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else str(value) if type(value) is int else None
 
 
 def _json(value: Any, span: _Span, source: str, what: str) -> Any:
@@ -555,8 +592,7 @@ def _parts_message(m: dict[str, Any], span: _Span, source: str) -> _Msg:
             texts.append(text_of(part.get("response", part.get("result", ""))))
         else:
             texts.append(flatten_content([part], source=span.where(source)))
-    return _Msg(role, "\n".join(t for t in texts if t), calls, call_id.strip() if isinstance(call_id, str) else None,
-                m.get("name"))
+    return _Msg(role, "\n".join(t for t in texts if t), calls, call_id, m.get("name"))
 
 
 def _chat_message(m: dict[str, Any], role: str, span: _Span, source: str) -> _Msg:
@@ -577,7 +613,7 @@ def _chat_message(m: dict[str, Any], role: str, span: _Span, source: str) -> _Ms
         text = inner.get("value") if isinstance(inner, dict) and isinstance(inner.get("value"), str) else text_of(content)
     else:
         text = "" if content is None else text_of(content)
-    for call in m.get("tool_calls") or []:
+    for call in _as_list(m.get("tool_calls"), span, source, "tool_calls"):
         if not isinstance(call, dict):
             raise InputError(span.where(source), "tool_calls entries as objects", got=describe(call))
         fn = call.get("function") if isinstance(call.get("function"), dict) else call
@@ -734,9 +770,9 @@ def _kind(span: _Span) -> str:
     """'llm', 'agent', 'tool' or 'other'."""
     a = span.attrs
     oi = str(a.get("openinference.span.kind") or span.store_kind or "").upper()
-    op = a.get("gen_ai.operation.name")
+    op = str(a.get("gen_ai.operation.name"))
     tl = str(a.get("traceloop.span.kind") or "").lower()
-    if oi in ("LLM", "GENERATION") or op in _LLM_OPS or a.get("llm.request.type") in ("chat", "completion"):
+    if oi in ("LLM", "GENERATION") or op in _LLM_OPS or str(a.get("llm.request.type")) in ("chat", "completion"):
         return "llm"
     if oi == "AGENT" or op in _AGENT_OPS or tl == "agent":
         return "agent"
@@ -940,7 +976,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             text = _tool_output(s)
             if text is None:
                 continue
-            call_id = s.attrs.get("tool_call.id", s.attrs.get("gen_ai.tool.call.id"))
+            call_id = _cid(s.attrs.get("tool_call.id", s.attrs.get("gen_ai.tool.call.id")))
             items.append(_Item(key, _tool_name(s), "tool", OBSERVATION, text, s, call_id=call_id, tool=_tool_name(s)))
             seen_tool.update(x for x in (call_id, text.strip()) if x)
             continue
@@ -959,14 +995,14 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
                     who = caller if caller and caller != agent else m.name or "user"
                     items.append(_Item((*key[:2], -1, sub), who, m.role, OBSERVATION, m.content(), s))
                     sub += 1
-            elif m.role == "tool":
+            elif m.role in ("tool", "function", "ipython"):
                 if text and m.call_id not in seen_tool and text not in seen_tool:
                     seen_tool.update(x for x in (m.call_id, text) if x)
                     tool = m.name or call_names.get(m.call_id) or "tool"
                     items.append(_Item((*key[:2], -1, sub), tool, "tool", OBSERVATION, m.content(), s,
                                        call_id=m.call_id, tool=tool))
                     sub += 1
-            elif m.role == "assistant" and text and text not in emitted:
+            elif m.role in ("assistant", "model") and text and text not in emitted:
                 unseen_history += 1
         if outs is None:
             continue
@@ -1063,7 +1099,8 @@ def _subtree(s: _Span, children: dict[str | None, list[_Span]]) -> list[_Span]:
 
 
 def _has_output(s: _Span) -> bool:
-    return "gen_ai.output.messages" in s.attrs or any(k.startswith("llm.output_messages.") for k in s.attrs)
+    return ("gen_ai.output.messages" in s.attrs or any(k.startswith("llm.output_messages.") for k in s.attrs)
+            or any(name == "gen_ai.choice" for name, _ in s.events))
 
 
 # -- entry point ----------------------------------------------------------------------------------
