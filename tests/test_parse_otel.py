@@ -279,6 +279,50 @@ def test_smolagents_managed_agent_named_by_the_managers_tool_call(tmp_path):
     assert run.steps[0].content == '{"task": "GDP doubling time?"}'  # the root's input.value: no LLM input recorded
 
 
+def test_langgraph_nodes_are_agents_and_nested_llm_spans_are_read_once(tmp_path):
+    """OpenInference's LangChain spans: each LangGraph node is a CHAIN span named after the node, with
+    the run's metadata (langgraph_node); the prebuilt agent's inner 'agent'/'tools' nodes are not
+    agents. An OpenAI SDK span inside LangChain's span of the same call is not a second action."""
+    def chain(sid, parent, name, t, node):
+        return {"spanId": sid, "parentSpanId": parent, "name": name, "startTimeUnixNano": str(1700000000000000000 + t),
+                "attributes": {"openinference.span.kind": "CHAIN", "metadata": json.dumps({"langgraph_node": node, "langgraph_step": t})}}
+
+    def llm(sid, parent, t, content=None, call=None):
+        attrs = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",
+                 "metadata": json.dumps({"langgraph_node": "x"})}
+        if content:
+            attrs["llm.output_messages.0.message.content"] = content
+        if call:
+            attrs["llm.output_messages.0.message.tool_calls.0.tool_call.function.name"] = call
+            attrs["llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments"] = "{}"
+        return {"spanId": sid, "parentSpanId": parent, "name": "ChatOpenAI", "startTimeUnixNano": str(1700000000000000000 + t),
+                "attributes": attrs}
+
+    spans = [
+        {"spanId": "r0", "name": "LangGraph", "startTimeUnixNano": "1700000000000000000",
+         "attributes": {"openinference.span.kind": "CHAIN", "input.value": '{"messages": [["user", "Who won the 2022 World Cup?"]]}'}},
+        chain("n1", "r0", "supervisor", 1, "supervisor"),
+        llm("l1", "n1", 2, call="transfer_to_research_expert"),
+        {**llm("l1b", "l1", 3, call="transfer_to_research_expert"), "name": "ChatCompletion"},  # the SDK's own span
+        chain("n2", "r0", "research_expert", 10, "research_expert"),
+        chain("n3", "n2", "agent", 11, "agent"),
+        llm("l2", "n3", 12, call="web_search"),
+        chain("n4", "n2", "tools", 13, "tools"),
+        {"spanId": "t1", "parentSpanId": "n4", "name": "web_search", "startTimeUnixNano": str(1700000000000000014),
+         "attributes": {"openinference.span.kind": "TOOL", "tool.name": "web_search", "output.value": "Argentina"}},
+        chain("n5", "n2", "agent", 15, "agent"),
+        llm("l3", "n5", 16, content="Argentina won."),
+        chain("n6", "r0", "supervisor", 20, "supervisor"),
+        llm("l4", "n6", 21, content="Argentina won the 2022 World Cup."),
+    ]
+    run = load_run(_write(tmp_path, _otlp(spans, service="unknown_service")))
+    assert _table(run) == [("user", "obs", "user"), ("supervisor", "act", "assistant"),
+                           ("research_expert", "act", "assistant"), ("web_search", "obs", "tool"),
+                           ("research_expert", "act", "assistant"), ("supervisor", "act", "assistant")]
+    assert [s.to for s in run.steps] == [None, "research_expert", None, None, None, None]  # named by the hand-off tool
+    assert run.steps[1].origin.id == "l1" and run.meta["tool_calls"] == [(2, 3)]
+
+
 # -- bad input and warnings ----------------------------------------------------------------------
 
 _LLM = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",

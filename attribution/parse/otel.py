@@ -782,7 +782,28 @@ def _kind(span: _Span) -> str:
         return "llm"
     if any(name in ("gen_ai.choice", "gen_ai.content.completion") for name, _ in span.events):
         return "llm"
+    node = _langgraph_node(span)
+    if node is not None and node not in _LANGGRAPH_INNER:
+        return "agent"
     return "other"
+
+
+#: LangGraph node names that are a step inside an agent, not an agent: the prebuilt ReAct agent's
+#: 'agent' / 'tools' nodes, and the graph's start and end.
+_LANGGRAPH_INNER = {"agent", "model", "call_model", "llm", "tools", "__start__", "__end__"}
+
+
+def _langgraph_node(span: _Span) -> str | None:
+    """The LangGraph node this span is (OpenInference's LangChain spans carry the run's ``metadata``
+    with ``langgraph_node``; the node's own span has that name, its children inherit the metadata)."""
+    meta = span.attrs.get("metadata")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            return None
+    node = meta.get("langgraph_node") if isinstance(meta, dict) else None
+    return node if isinstance(node, str) and node == span.name else None
 
 
 def _explicit_agent(span: _Span) -> str | None:
@@ -912,6 +933,8 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             name = _tool_name(p)  # a managed sub-agent, named only by the tool call that runs it
         if name is None and isinstance(s.attrs.get("graph.node.name"), str):
             name = s.attrs["graph.node.name"]
+        if name is None:
+            name = _langgraph_node(s)
         if name is None and p is not None:
             name = _called_by(s, p)
         if name is None and s.name.startswith("invoke_agent ") and len(s.name) > 13:
@@ -948,6 +971,14 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             x = parent[x.id]
         return default_agent, None
 
+    def _below(s: _Span, ids: set[str]) -> bool:
+        x = parent[s.id]
+        while x is not None:
+            if x.id in ids:
+                return True
+            x = parent[x.id]
+        return False
+
     llm_below: set[str] = set()
     for s in spans:
         if kinds[s.id] == "llm":
@@ -971,7 +1002,10 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
     emitted: set[str] = set()
     call_names: dict[str, str] = {}
     unseen_history = 0
+    answered: set[str] = set()  # LLM spans that gave an action
     for key, what, s in todo:
+        if what == "llm" and _below(s, answered):
+            continue  # a provider SDK's span inside a framework's span of the same call: read once
         if what == "tool":
             text = _tool_output(s)
             if text is None:
@@ -1014,6 +1048,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         emitted.add(text.strip())
         items.append(_Item((*key[:2], 0, 0), agent, "assistant", ACTION, text, s,
                            calls=[c for m in outs for c in m.calls]))
+        answered.add(s.id)
         call_names.update((cid, name) for m in outs for cid, name, _ in m.calls if cid)
     if unseen_history:
         warn(source, f"{unseen_history} assistant message(s) in LLM inputs match no span's output "
@@ -1062,18 +1097,25 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         if kinds[s.id] != "agent" or parent[s.id] is None:
             continue
         sub_agent = boundary_name(s)
-        up, up_span = owner(parent[s.id])
-        if up_span is None and not any(it.agent == up and it.kind == ACTION for it in items):
-            continue
-        if up == sub_agent:
-            continue
+        wrapper = _tool_name(parent[s.id]) if kinds[parent[s.id].id] == "tool" else None
+
+        def names_it(i: int) -> bool:
+            return any(n in (sub_agent, wrapper) or _handoff_tool(n, sub_agent) for _, n, _ in items[i].calls)
+
         at = (start[s.id], pre[s.id])
-        cands = [i for i, it in enumerate(items) if it.kind == ACTION and it.agent == up and keys[i][:2] < at]
+        up, up_span = owner(parent[s.id])
+        if up != sub_agent and (up_span is not None or any(it.agent == up and it.kind == ACTION for it in items)):
+            # nested: the caller's last action before the sub-agent starts (preferably one that names it)
+            cands = [i for i, it in enumerate(items) if it.kind == ACTION and it.agent == up and keys[i][:2] < at]
+            cands = [i for i in cands if names_it(i)] or cands
+        else:
+            # side by side (LangGraph nodes, sequential agents): only an action that names it by a
+            # tool call ('research_expert', 'transfer_to_research_expert') hands off to it
+            cands = [i for i, it in enumerate(items)
+                     if it.kind == ACTION and it.agent != sub_agent and keys[i][:2] < at and names_it(i)]
         if not cands:
             continue
-        named = [i for i in cands if any(n == sub_agent or (parent[s.id] and kinds[parent[s.id].id] == "tool"
-                                                            and n == _tool_name(parent[s.id])) for _, n, _ in items[i].calls)]
-        j = (named or cands)[-1]
+        j = cands[-1]
         delegations.append((j, sub_agent, s.id))
         if steps[j].to is None:
             steps[j] = dataclasses.replace(steps[j], to=sub_agent)
@@ -1087,6 +1129,15 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         meta={"tool_calls": links, "trace_id": trace or None, "spans": len(spans),
               "delegations": [{"step": j, "to": a, "span": sid} for j, a, sid in delegations]},
     )
+
+
+def _handoff_tool(tool: str, agent: str) -> bool:
+    """Whether a tool's name is a hand-off to ``agent`` ('transfer_to_x', 'handoff_to_x', 'delegate_to_x').
+
+    >>> _handoff_tool("transfer_to_research_expert", "research_expert"), _handoff_tool("search", "research_expert")
+    (True, False)
+    """
+    return tool.lower().endswith(("_to_" + agent.lower(), "to " + agent.lower())) and tool.lower() != agent.lower()
 
 
 def _subtree(s: _Span, children: dict[str | None, list[_Span]]) -> list[_Span]:
