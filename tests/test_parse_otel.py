@@ -148,7 +148,7 @@ def test_phoenix_span_export():
     _check_origins(run, path)
 
 
-def test_langfuse_trace_with_observations():
+def test_langfuse_trace_with_observations(tmp_path):
     path = FIXTURES / "langfuse_trace.json"
     run = load_run(path)
     assert run.run_id == "c9a3e1f07b2d4c5e8f6a0b1c2d3e4f50"
@@ -165,6 +165,13 @@ def test_langfuse_trace_with_observations():
     assert run.steps[3].to == "refund_agent" and run.meta["tool_calls"] == [(1, 2)]
     assert run.steps[5].content == "Refund of 95.90 EUR issued for order 8812."
     _check_origins(run, path, id_type="observation")
+    # the same observations as a page of GET /api/public/observations (no trace envelope: no trace input)
+    page = {"data": json.loads(path.read_text())["observations"], "meta": {"page": 1, "totalItems": 8}}
+    value = {"otel": READERS["otel"].detect(page), **{n: m.detect(page) for n, m in READERS.items() if n != "otel"}}
+    assert value["otel"] == 1.0 and max(v for n, v in value.items() if n != "otel") < 1.0
+    again = load_run(_write(tmp_path, page))
+    assert [(s.agent, s.kind, s.content) for s in again.steps] == [(s.agent, s.kind, s.content) for s in run.steps]
+    assert again.steps[2].origin.pointer == "/data/2"
 
 
 # -- shapes without a fixture file: legacy attributes, Jaeger, span trees --------------------------

@@ -24,8 +24,8 @@ Jaeger JSON
     processes}]}``.
 Langfuse traces
     ``{id, name, input, output, observations: [{id, traceId, type, name, parentObservationId,
-    startTime, input, output, ...}]}`` (``GET /api/public/traces/{id}``), or bare observation
-    lists; observation types GENERATION (an LLM call), AGENT, TOOL, SPAN, EVENT, CHAIN, ...
+    startTime, input, output, ...}]}`` (``GET /api/public/traces/{id}``), or observation lists
+    (``GET /api/public/observations`` pages ``{"data": [...]}``); observation types GENERATION (an LLM call), AGENT, TOOL, SPAN, EVENT, CHAIN, ...
 
 What each span means (attributes of both conventions are read: OpenInference and the OTel
 GenAI semantic conventions, new and older forms):
@@ -45,26 +45,39 @@ GENERATION, ``traceloop``/legacy   (:func:`~attribution.parse.common.tool_call_t
 agent: ``AGENT``, ``invoke_agent`` no step of its own; it owns the LLM calls below it (the
 / ``create_agent``, Langfuse       nearest one up the tree). Its name: ``agent.name`` /
 AGENT, ``traceloop.span.kind``     ``gen_ai.agent.name``, else the tool name of a parent tool
-agent                              span that runs it (a managed sub-agent named only by its
-                                   caller), else ``graph.node.name``, else the span name. A
-                                   sub-agent below another agent is a hand-off: the caller's
-                                   last action before it gets ``Step.to``.
-tool: ``TOOL``, ``execute_tool``,  its result (``output.value``, ``gen_ai.tool.call.result``,
-Langfuse TOOL, RETRIEVER           Langfuse ``output``) is an **observation** by the tool,
-                                   placed at the span's end, linked to the action that called
-                                   it (by ``tool_call.id`` / ``gen_ai.tool.call.id``, else by
-                                   name) in ``run.meta["tool_calls"]``.
+agent, a LangGraph node (a         span that runs it, else ``graph.node.name`` / the node,
+CHAIN span named as its            else the name the calling agent's last tool call gave it
+``metadata.langgraph_node``,       (smolagents' managed agents; ``smolagents.managed_agents.
+not 'agent'/'tools')               N.name``), else ``invoke_agent NAME``, else the span name
+                                   (a warning when that is a class name). A sub-agent below
+                                   another agent is a hand-off: the caller's last action
+                                   before it (preferably one whose tool call names it) gets
+                                   ``Step.to``; an agent beside another gets one only from an
+                                   action whose tool call names it (``transfer_to_NAME``).
 anything else (CHAIN, ...)         no step; only part of the tree.
 =================================  ==========================================================
 
 An LLM call outside every agent span belongs to the root's agent: the resource's
-``service.name``, else the root span's name. The root's ``input.value`` (Langfuse: the trace's
+``service.name``, else the root span's name. An LLM span inside another that gave an output (a
+provider SDK's span inside a framework's span of the same call) is read once, as the outer one.
+An assistant message in an LLM input that no span produced (history from before the trace) is
+not a step, with a warning. The root's ``input.value`` (Langfuse: the trace's
 ``input``) is the task observation when no LLM call shows a user message before the first
 action. Steps are in causal order: by start time (a tool result by end time), ties by tree
 order. Origins keep the span id (``id_type="span"``; Langfuse: the observation id,
 ``"observation"``), trace id, JSON pointer, JSONL line and start time.
 
-OTel traces carry no labels: ``mistake_step``/``success`` stay None.
+A trace with no LLM output is an error naming the trace, except in a file of several traces,
+where one with no LLM, agent or tool span at all (the app's HTTP or database traces in a collector
+file) is skipped with a warning. OTel traces carry no labels: ``mistake_step``/``success`` stay
+None; ``run.meta`` keeps ``tool_calls``, ``trace_id``, ``spans`` (how many) and ``delegations``
+(step, sub-agent, span id).
+
+Sources: the OTLP/JSON encoding and ``trace.proto``; the OpenInference semantic conventions
+(``spec/semantic_conventions.md``, messages and tool-calling pages); the OTel GenAI semantic
+conventions (``gen-ai-spans.md``, ``gen-ai-agent-spans.md``, ``gen-ai-input-messages.json``,
+``gen-ai-output-messages.json``; the event-based form of v1.36 and before); Phoenix's REST span
+model; Langfuse's public API (``TraceWithFullDetails``, ``Observation``); Jaeger's JSON.
 """
 
 from __future__ import annotations
@@ -135,7 +148,7 @@ def _detect_one(x: Any) -> float:
     if isinstance(x.get("observations"), list):
         obs = [o for o in x["observations"] if isinstance(o, dict)]
         return 1.0 if any("parentObservationId" in o for o in obs) else 0.8 if obs else 0.0
-    if _is_langfuse_observation(x):
+    if _is_langfuse_observation(x) or _langfuse_page(x):
         return 1.0
     for key in ("spans", "data"):
         inner = x.get(key)
@@ -159,6 +172,12 @@ def _is_jaeger(x: dict) -> bool:
 
 def _is_langfuse_observation(x: dict) -> bool:
     return "parentObservationId" in x and isinstance(x.get("type"), str) and "id" in x
+
+
+def _langfuse_page(x: dict) -> bool:
+    """A page of ``GET /api/public/observations``: ``{"data": [observation, ...], "meta": {...}}``."""
+    data = x.get("data")
+    return isinstance(data, list) and bool(data) and all(isinstance(o, dict) and _is_langfuse_observation(o) for o in data)
 
 
 def _span_key(s: dict) -> bool:
@@ -484,6 +503,9 @@ def _collect(item: Any, c: _Collector, base: tuple, line: int | None) -> None:
         c.langfuse_trace(item, base, line)
     elif _is_langfuse_observation(item):
         c.langfuse_obs(item, pointer(*base), line)
+    elif _langfuse_page(item):
+        for k, ob in enumerate(item["data"]):
+            c.langfuse_obs(ob, pointer(*base, "data", k), line)
     elif isinstance(item.get("spans"), list) or (isinstance(item.get("data"), list) and not _span_key(item)):
         key = "spans" if isinstance(item.get("spans"), list) else "data"
         for k, sp in enumerate(item[key]):
