@@ -549,14 +549,20 @@ def _json(value: Any, span: _Span, source: str, what: str) -> Any:
         raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=f"{err.msg} at column {err.colno}") from err
 
 
-def _indices(attrs: dict[str, Any], prefix: str) -> list[int]:
-    found = set()
-    for k in attrs:
-        if k.startswith(prefix):
-            head = k[len(prefix):].split(".", 1)[0]
-            if head.isdigit():
-                found.add(int(head))
-    return sorted(found)
+def _group(attrs: dict[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
+    """Flattened list items by index, in one pass: ``{prefix}.N.rest`` -> ``{N: {rest: value}}``.
+
+    >>> _group({"m.0.role": "user", "m.1.role": "tool", "m.1.name": "x", "other": 1}, "m")
+    {0: {'role': 'user'}, 1: {'role': 'tool', 'name': 'x'}}
+    """
+    out: dict[int, dict[str, Any]] = {}
+    cut = len(prefix) + 1
+    for k, v in attrs.items():
+        if k.startswith(prefix) and k[cut - 1:cut] == ".":
+            head, _, rest = k[cut:].partition(".")
+            if head.isdigit() and rest:
+                out.setdefault(int(head), {})[rest] = v
+    return dict(sorted(out.items()))
 
 
 def _oi_messages(attrs: dict[str, Any], prefix: str, span: _Span, source: str) -> list[_Msg] | None:
@@ -565,32 +571,31 @@ def _oi_messages(attrs: dict[str, Any], prefix: str, span: _Span, source: str) -
         value = _json(attrs[prefix], span, source, prefix)
         if not isinstance(value, list):
             raise InputError(span.where(source), f"'{prefix}' to be a list of messages", got=describe(value))
-        attrs = {**attrs, **_flat({prefix: value})}
-    idx = _indices(attrs, prefix + ".")
-    if not idx:
+        attrs = _flat({prefix: value})
+    groups = _group(attrs, prefix)
+    if not groups:
         return None
     out = []
-    for n in idx:
-        p = f"{prefix}.{n}.message."
-        role = attrs.get(p + "role")
-        text = attrs.get(p + "content")
+    for n, msg in groups.items():
+        text = msg.get("message.content")
         if not isinstance(text, str):
             parts = []
-            for m in _indices(attrs, p + "contents."):
-                q = f"{p}contents.{m}.message_content."
-                kind = attrs.get(q + "type", "text")
-                parts.append(attrs[q + "text"] if kind == "text" and isinstance(attrs.get(q + "text"), str) else f"<{kind}>")
+            for part in _group(msg, "message.contents").values():
+                kind = part.get("message_content.type", "text")
+                body = part.get("message_content.text")
+                parts.append(body if kind == "text" and isinstance(body, str) else f"<{kind}>")
             text = "\n".join(parts) if parts else text_of(text) if text is not None else ""
         calls = []
-        for k in _indices(attrs, p + "tool_calls."):
-            q = f"{p}tool_calls.{k}.tool_call."
-            name = attrs.get(q + "function.name")
+        for k, call in _group(msg, "message.tool_calls").items():
+            name = call.get("tool_call.function.name")
             if not isinstance(name, str):
-                raise InputError(span.where(source), f"'{q}function.name' to be a string", got=describe(name))
-            calls.append((attrs.get(q + "id"), name, attrs.get(q + "function.arguments")))
-        if isinstance(attrs.get(p + "function_call_name"), str):  # older OpenInference
-            calls.append((None, attrs[p + "function_call_name"], attrs.get(p + "function_call_arguments_json")))
-        out.append(_Msg(str(role or ""), text, calls, attrs.get(p + "tool_call_id"), attrs.get(p + "name")))
+                where = f"{prefix}.{n}.message.tool_calls.{k}.tool_call.function.name"
+                raise InputError(span.where(source), f"'{where}' to be a string", got=describe(name))
+            calls.append((call.get("tool_call.id"), name, call.get("tool_call.function.arguments")))
+        if isinstance(msg.get("message.function_call_name"), str):  # older OpenInference
+            calls.append((None, msg["message.function_call_name"], msg.get("message.function_call_arguments_json")))
+        out.append(_Msg(str(msg.get("message.role") or ""), text, calls, msg.get("message.tool_call_id"),
+                        msg.get("message.name")))
     return out
 
 
@@ -726,19 +731,17 @@ def _unflat(flat: dict[str, Any]) -> dict[str, Any]:
 
 def _legacy_messages(attrs: dict[str, Any], prefix: str) -> list[_Msg] | None:
     """``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` (OpenLLMetry and GenAI before messages attributes)."""
-    idx = _indices(attrs, prefix + ".")
-    if not idx:
+    groups = _group(attrs, prefix)
+    if not groups:
         return None
     out = []
-    for n in idx:
-        p = f"{prefix}.{n}."
-        calls = [(attrs.get(f"{p}tool_calls.{k}.id"), str(attrs.get(f"{p}tool_calls.{k}.name", "")),
-                  attrs.get(f"{p}tool_calls.{k}.arguments")) for k in _indices(attrs, p + "tool_calls.")]
-        if isinstance(attrs.get(p + "function_call.name"), str):
-            calls.append((None, attrs[p + "function_call.name"], attrs.get(p + "function_call.arguments")))
-        content = attrs.get(p + "content")
-        out.append(_Msg(str(attrs.get(p + "role") or ""), "" if content is None else text_of(content), calls,
-                        attrs.get(p + "tool_call_id")))
+    for msg in groups.values():
+        calls = [(c.get("id"), str(c.get("name", "")), c.get("arguments")) for c in _group(msg, "tool_calls").values()]
+        if isinstance(msg.get("function_call.name"), str):
+            calls.append((None, msg["function_call.name"], msg.get("function_call.arguments")))
+        content = msg.get("content")
+        out.append(_Msg(str(msg.get("role") or ""), "" if content is None else text_of(content), calls,
+                        msg.get("tool_call_id")))
     return out
 
 
@@ -852,9 +855,9 @@ def _tool_output(span: _Span) -> str | None:
             return text_of(a[key])
     if span.output is not _MISSING and span.output is not None:
         return text_of(span.output)
-    docs = _indices(a, "retrieval.documents.")
+    docs = _group(a, "retrieval.documents")
     if docs:
-        return "\n".join(text_of(a.get(f"retrieval.documents.{n}.document.content", "")) for n in docs)
+        return "\n".join(text_of(d.get("document.content", "")) for d in docs.values())
     if span.error:
         return f"error: {span.error}"
     return None
