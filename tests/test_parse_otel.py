@@ -322,7 +322,10 @@ def test_langgraph_nodes_are_agents_and_nested_llm_spans_are_read_once(tmp_path)
         chain("n6", "r0", "supervisor", 20, "supervisor"),
         llm("l4", "n6", 21, content="Argentina won the 2022 World Cup."),
     ]
-    run = load_run(_write(tmp_path, _otlp(spans, service="unknown_service")))
+    spans.append({"spanId": "l5", "parentSpanId": "n6", "name": "ChatOpenAI", "startTimeUnixNano": "1700000000000000022",
+                  "attributes": {"openinference.span.kind": "LLM"}, "status": {"code": 2, "message": "rate limited"}})
+    with pytest.warns(ParseWarning, match="1 LLM span.s. record no output .*, e.g. l5; no step for them"):
+        run = load_run(_write(tmp_path, _otlp(spans, service="unknown_service")))
     assert _table(run) == [("user", "obs", "user"), ("supervisor", "act", "assistant"),
                            ("research_expert", "act", "assistant"), ("web_search", "obs", "tool"),
                            ("research_expert", "act", "assistant"), ("supervisor", "act", "assistant")]
@@ -415,5 +418,6 @@ def test_warnings_missing_parent_executor_agent_and_unseen_history(tmp_path):
     assert any("parent span ffffffffffffffff of span e1 is not in the file; read as a root" in m for m in msgs)
     assert any("1 assistant message(s) in LLM inputs match no span's output" in m for m in msgs)
     assert any("'code_executor' looks like an executor" in m for m in msgs)  # check_run's trap, fired on this format
+    assert not any("record no output" in m for m in msgs)
     assert all("\n" not in m and m.startswith(str(tmp_path)) for m in msgs)
     assert run.agents == ["code_executor"]

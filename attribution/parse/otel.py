@@ -863,8 +863,11 @@ def _tool_output(span: _Span) -> str | None:
     return None
 
 
-def _input_text(span: _Span) -> str | None:
-    for key in ("input.value", "gen_ai.input.messages", "traceloop.entity.input"):
+def _input_text(span: _Span, source: str) -> str | None:
+    if span.attrs.get("gen_ai.input.messages") is not None and span.attrs.get("input.value") is None:
+        msgs = _message_list(span.attrs["gen_ai.input.messages"], span, source, "gen_ai.input.messages")
+        return "\n".join(m.content() for m in msgs if m.role in ("user", "human")) or None
+    for key in ("input.value", "traceloop.entity.input"):
         v = span.attrs.get(key)
         if v is not None:
             return text_of(v)
@@ -1028,6 +1031,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
     call_names: dict[str, str] = {}
     unseen_history = 0
     answered: set[str] = set()  # LLM spans that gave an action
+    silent: list[str] = []  # LLM spans without a recorded output
     for key, what, s in todo:
         if what == "llm" and _below(s, answered):
             continue  # a provider SDK's span inside a framework's span of the same call: read once
@@ -1064,6 +1068,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             elif m.role in ("assistant", "model") and text and text not in emitted:
                 unseen_history += 1
         if outs is None:
+            silent.append(s.id)
             continue
         text = "\n".join(m.content() for m in outs if m.content())
         if not text.strip():
@@ -1075,6 +1080,10 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
                            calls=[c for m in outs for c in m.calls]))
         answered.add(s.id)
         call_names.update((cid, name) for m in outs for cid, name, _ in m.calls if cid)
+    silent = [x for x in silent if not any(_below(by_id[y], {x}) for y in answered)]  # not a wrapper of one that did
+    if silent and any(it.kind == ACTION for it in items):
+        warn(source, f"{len(silent)} LLM span(s) record no output (content capture off, or a failed call), "
+                     f"e.g. {silent[0]}; no step for them", record=label)
     if unseen_history:
         warn(source, f"{unseen_history} assistant message(s) in LLM inputs match no span's output "
                      "(history from outside the trace?); kept out of the steps", record=label)
@@ -1090,7 +1099,7 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
     first_action = next(i for i, it in enumerate(items) if it.kind == ACTION)
     if not any(it.kind == OBSERVATION and it.role in ("user", "human") for it in items[:first_action]):
         task = c.roots_input.get(trace)
-        task = text_of(task) if task is not None else _input_text(root)
+        task = text_of(task) if task is not None else _input_text(root, source)
         if task and task.strip():
             items.insert(0, _Item((-1,), "user", "user", OBSERVATION, task, root))
 
