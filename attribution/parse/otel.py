@@ -300,9 +300,7 @@ def _id(value: Any, source: str, record: str, what: str, *, required: bool) -> s
             raise _err(source, record, f"a {what}", "none")
         return None
     if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and what != "parent span id":
-        return str(value)
+        return value  # as written: hex in OTLP/JSON, never re-encoded
     raise _err(source, record, f"the {what} to be a string", describe(value))
 
 
@@ -417,12 +415,13 @@ class _Collector:
                         if isinstance(t, dict) and "key" in t} for lg in logs)]
             start = _ns(sp.get("startTime"), 1000)
             duration = sp.get("duration") if type(sp.get("duration")) is int else None
-            proc = procs.get(sp.get("processID")) if isinstance(procs, dict) else None
+            pid = sp.get("processID")
+            proc = procs.get(pid) if isinstance(procs, dict) and isinstance(pid, str) else None
             self.add(_Span(
                 id=sid, parent=parent, trace=str(sp.get("traceID") or tr.get("traceID") or ""),
                 name=str(sp.get("operationName", "")), attrs=attrs, events=events, start=start,
                 end=start + int(duration) * 1000 if start and isinstance(duration, int) else None,
-                pointer=ptr, line=line, order=0, service=(proc or {}).get("serviceName"),
+                pointer=ptr, line=line, order=0, service=proc.get("serviceName") if isinstance(proc, dict) else None,
                 error="error" if attrs.get("error") is True else None, timestamp=iso_time(start),
             ))
 
