@@ -333,6 +333,36 @@ def test_langgraph_nodes_are_agents_and_nested_llm_spans_are_read_once(tmp_path)
     assert run.steps[1].origin.id == "l1" and run.meta["tool_calls"] == [(2, 3)]
 
 
+def test_crewai_agents_named_by_graph_node_id_hand_off_by_graph_node_parent_id(tmp_path):
+    """OpenInference's CrewAI spans: AGENT spans named 'Role.task._execute_core' carry graph.node.id
+    (the role) and graph.node.parent_id (the agent before them); LLM spans come from the LLM client."""
+    def llm(sid, parent, t, content):
+        return {"spanId": sid, "parentSpanId": parent, "name": "completion", "startTimeUnixNano": str(1700000000000000000 + t),
+                "attributes": {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",
+                               "llm.output_messages.0.message.content": content}}
+
+    spans = [
+        {"spanId": "c0", "name": "Crew.kickoff", "startTimeUnixNano": "1700000000000000000",
+         "attributes": {"openinference.span.kind": "CHAIN", "input.value": '{"id": "k1"}'}},
+        {"spanId": "c1", "parentSpanId": "c0", "name": "Website Scraper.scrape-task._execute_core",
+         "startTimeUnixNano": "1700000000000000001",
+         "attributes": {"openinference.span.kind": "AGENT", "graph.node.id": "Website Scraper", "task_name": "scrape-task"}},
+        llm("c2", "c1", 2, "I will scrape http://quotes.toscrape.com/"),
+        {"spanId": "c3", "parentSpanId": "c1", "name": "scrape_website.run", "startTimeUnixNano": "1700000000000000003",
+         "attributes": {"openinference.span.kind": "TOOL", "tool.name": "scrape_website", "output.value": "quotes..."}},
+        llm("c4", "c1", 4, "Final Answer: quotes..."),
+        {"spanId": "c5", "parentSpanId": "c0", "name": "Content Analyzer.analyze-task._execute_core",
+         "startTimeUnixNano": "1700000000000000010",
+         "attributes": {"openinference.span.kind": "AGENT", "graph.node.id": "Content Analyzer",
+                        "graph.node.parent_id": "Website Scraper"}},
+        llm("c6", "c5", 11, "Final Answer: the first quote is by Albert Einstein."),
+    ]
+    run = load_run(_write(tmp_path, _otlp(spans)))
+    assert [s.agent for s in run.steps] == ["user", "Website Scraper", "scrape_website", "Website Scraper", "Content Analyzer"]
+    assert [s.to for s in run.steps] == [None, None, None, "Content Analyzer", None]
+    assert run.meta["tool_calls"] == []  # no tool call in the text, no id: the result is not linked by guess
+
+
 # -- bad input and warnings ----------------------------------------------------------------------
 
 _LLM = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",

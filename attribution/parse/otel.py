@@ -45,15 +45,16 @@ GENERATION, ``traceloop``/legacy   (:func:`~attribution.parse.common.tool_call_t
 agent: ``AGENT``, ``invoke_agent`` no step of its own; it owns the LLM calls below it (the
 / ``create_agent``, Langfuse       nearest one up the tree). Its name: ``agent.name`` /
 AGENT, ``traceloop.span.kind``     ``gen_ai.agent.name``, else the tool name of a parent tool
-agent, a LangGraph node (a         span that runs it, else ``graph.node.name`` / the node,
+agent, a LangGraph node (a         span that runs it, else ``graph.node.name`` / ``.id`` / the node,
 CHAIN span named as its            else the name the calling agent's last tool call gave it
 ``metadata.langgraph_node``,       (smolagents' managed agents; ``smolagents.managed_agents.
 not 'agent'/'tools')               N.name``), else ``invoke_agent NAME``, else the span name
                                    (a warning when that is a class name). A sub-agent below
                                    another agent is a hand-off: the caller's last action
                                    before it (preferably one whose tool call names it) gets
-                                   ``Step.to``; an agent beside another gets one only from an
-                                   action whose tool call names it (``transfer_to_NAME``).
+                                   ``Step.to``; an agent beside another gets one from the last
+                                   action of the agent its ``graph.node.parent_id`` names, or
+                                   of one whose tool call names it (``transfer_to_NAME``).
 anything else (CHAIN, ...)         no step; only part of the tree.
 =================================  ==========================================================
 
@@ -958,8 +959,9 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
         p = parent[s.id]
         if name is None and p is not None and kinds[p.id] == "tool":
             name = _tool_name(p)  # a managed sub-agent, named only by the tool call that runs it
-        if name is None and isinstance(s.attrs.get("graph.node.name"), str):
-            name = s.attrs["graph.node.name"]
+        for key in ("graph.node.name", "graph.node.id"):  # CrewAI sets only the id: the agent's role
+            if name is None and isinstance(s.attrs.get(key), str) and s.attrs[key]:
+                name = s.attrs[key]
         if name is None:
             name = _langgraph_node(s)
         if name is None and p is not None:
@@ -1142,10 +1144,12 @@ def _trace_run(trace: str, spans: list[_Span], source: str, c: _Collector, stem:
             cands = [i for i, it in enumerate(items) if it.kind == ACTION and it.agent == up and keys[i][:2] < at]
             cands = [i for i in cands if names_it(i)] or cands
         else:
-            # side by side (LangGraph nodes, sequential agents): only an action that names it by a
-            # tool call ('research_expert', 'transfer_to_research_expert') hands off to it
-            cands = [i for i, it in enumerate(items)
-                     if it.kind == ACTION and it.agent != sub_agent and keys[i][:2] < at and names_it(i)]
+            # side by side (LangGraph nodes, sequential agents): the agent its graph.node.parent_id
+            # names (CrewAI's previous agent), else an action that names it by a tool call
+            # ('research_expert', 'transfer_to_research_expert') hands off to it
+            before = [i for i, it in enumerate(items) if it.kind == ACTION and it.agent != sub_agent and keys[i][:2] < at]
+            node_parent = s.attrs.get("graph.node.parent_id")
+            cands = [i for i in before if items[i].agent == node_parent] or [i for i in before if names_it(i)]
         if not cands:
             continue
         j = cands[-1]
