@@ -363,6 +363,34 @@ def test_crewai_agents_named_by_graph_node_id_hand_off_by_graph_node_parent_id(t
     assert run.meta["tool_calls"] == []  # no tool call in the text, no id: the result is not linked by guess
 
 
+def test_pydantic_ai_v1_spans(tmp_path):
+    """Pydantic AI's first instrumentation: an 'agent run' span with agent_name, chat spans whose GenAI
+    events sit in one 'events' JSON attribute, 'running tool' spans with tool_response."""
+    events1 = [{"event.name": "gen_ai.user.message", "content": "Roll a die for Anne.", "role": "user"},
+               {"event.name": "gen_ai.choice", "index": 0, "message": {"role": "assistant", "tool_calls": [
+                   {"id": "pyd_ai_1", "type": "function", "function": {"name": "roll_die", "arguments": "{}"}}]}}]
+    events2 = events1[:1] + [
+        {"event.name": "gen_ai.assistant.message", "role": "assistant", "tool_calls": events1[1]["message"]["tool_calls"]},
+        {"event.name": "gen_ai.tool.message", "role": "tool", "id": "pyd_ai_1", "name": "roll_die", "content": "4"},
+        {"event.name": "gen_ai.choice", "index": 0, "message": {"role": "assistant", "content": "Anne rolled a 4."}}]
+    spans = [
+        {"spanId": "p1", "name": "agent run", "startTimeUnixNano": "1700000000000000000",
+         "attributes": {"agent_name": "dice_game", "model_name": "gpt-4o"}},
+        {"spanId": "p2", "parentSpanId": "p1", "name": "chat gpt-4o", "startTimeUnixNano": "1700000000100000000",
+         "attributes": {"gen_ai.operation.name": "chat", "events": json.dumps(events1)}},
+        {"spanId": "p3", "parentSpanId": "p1", "name": "running tool", "startTimeUnixNano": "1700000000200000000",
+         "endTimeUnixNano": "1700000000300000000",
+         "attributes": {"gen_ai.tool.name": "roll_die", "gen_ai.tool.call.id": "pyd_ai_1", "tool_arguments": "{}",
+                        "tool_response": "4", "logfire.msg": "running tool: roll_die"}},
+        {"spanId": "p4", "parentSpanId": "p1", "name": "chat gpt-4o", "startTimeUnixNano": "1700000000400000000",
+         "attributes": {"gen_ai.operation.name": "chat", "events": json.dumps(events2)}},
+    ]
+    run = load_run(_write(tmp_path, _otlp(spans)))
+    assert _table(run) == [("user", "obs", "user"), ("dice_game", "act", "assistant"), ("roll_die", "obs", "tool"),
+                           ("dice_game", "act", "assistant")]
+    assert run.meta["tool_calls"] == [(1, 2)] and run.steps[3].content == "Anne rolled a 4."
+
+
 # -- bad input and warnings ----------------------------------------------------------------------
 
 _LLM = {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",

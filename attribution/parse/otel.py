@@ -38,7 +38,9 @@ kind`` LLM, ``gen_ai.operation.    messages``, ``gen_ai.choice`` events, ``gen_a
 name`` chat / text_completion /    N.*``, Langfuse ``output``) is one **action** of the agent
 generate_content, Langfuse         that owns the span; tool calls in it are appended as text
 GENERATION, ``traceloop``/legacy   (:func:`~attribution.parse.common.tool_call_text`). Its
-``gen_ai.prompt.N`` spans          input messages repeat the history: only user messages not
+``gen_ai.prompt.N`` spans; GenAI   input messages repeat the history: only user messages not
+events may sit in an ``events``
+JSON attribute (Pydantic AI)
                                    seen before become **observations** (the task at the
                                    start, a user reply mid-run), and tool messages no tool span
                                    reported; system prompts are not steps.
@@ -48,13 +50,20 @@ AGENT, ``traceloop.span.kind``     ``gen_ai.agent.name``, else the tool name of 
 agent, a LangGraph node (a         span that runs it, else ``graph.node.name`` / ``.id`` / the node,
 CHAIN span named as its            else the name the calling agent's last tool call gave it
 ``metadata.langgraph_node``,       (smolagents' managed agents; ``smolagents.managed_agents.
-not 'agent'/'tools')               N.name``), else ``invoke_agent NAME``, else the span name
+not 'agent'/'tools'), Pydantic     N.name``), else ``invoke_agent NAME``, else the span name
+AI's 'agent run' (``agent_name``)
                                    (a warning when that is a class name). A sub-agent below
                                    another agent is a hand-off: the caller's last action
                                    before it (preferably one whose tool call names it) gets
                                    ``Step.to``; an agent beside another gets one from the last
                                    action of the agent its ``graph.node.parent_id`` names, or
                                    of one whose tool call names it (``transfer_to_NAME``).
+tool: ``TOOL``, ``execute_tool``,  its result (``output.value``, ``gen_ai.tool.call.result``,
+Langfuse TOOL, RETRIEVER, a span   Langfuse ``output``, ``tool_response``) is an
+with only ``gen_ai.tool.name``     **observation** by the tool, placed at the span's end,
+(Pydantic AI's 'running tool')     linked to the action that called it (by ``tool_call.id`` /
+                                   ``gen_ai.tool.call.id``, else by name) in
+                                   ``run.meta["tool_calls"]``; no result recorded: no step.
 anything else (CHAIN, ...)         no step; only part of the tree.
 =================================  ==========================================================
 
@@ -120,7 +129,8 @@ _LANGFUSE_TYPES = {"GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RET
 #: Attributes whose whole value is one thing (a message list, a JSON document): never flattened.
 _WHOLE = {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.tool.definitions",
           "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "input.value", "output.value", "metadata",
-          "gen_ai.event.content", "llm.invocation_parameters", "tool.parameters", "event.body", "body"}
+          "gen_ai.event.content", "llm.invocation_parameters", "tool.parameters", "event.body", "body", "events",
+          "all_messages_events", "tool_arguments", "tool_response"}
 _MISSING = object()
 
 
@@ -684,10 +694,27 @@ def _event_body(attrs: dict[str, Any], span: _Span, source: str) -> dict[str, An
     return {k: v for k, v in attrs.items() if not k.startswith("gen_ai.system")}
 
 
+def _attribute_events(span: _Span, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """GenAI events recorded in one ``events`` attribute (Pydantic AI / Logfire's ``event_mode=
+    'attributes'``: a JSON list of ``{"event.name": ..., body fields}``)."""
+    value = span.attrs.get("events")
+    if value is None:
+        return []
+    value = _json(value, span, source, "events")
+    if not isinstance(value, list):
+        raise InputError(span.where(source), "'events' to be a list of GenAI events", got=describe(value))
+    out = []
+    for ev in value:
+        if not isinstance(ev, dict):
+            raise InputError(span.where(source), "'events' entries to be objects with 'event.name'", got=describe(ev))
+        out.append((str(ev.get("event.name", "")), {k: v for k, v in ev.items() if k != "event.name"}))
+    return out
+
+
 def _event_messages(span: _Span, source: str) -> tuple[list[_Msg] | None, list[_Msg] | None]:
     ins: list[_Msg] = []
     outs: list[_Msg] = []
-    for name, attrs in span.events:
+    for name, attrs in span.events + _attribute_events(span, source):
         if name in _EVENT_ROLES:
             body = _unflat(_event_body(attrs, span, source))
             ins.append(_chat_message(body, str(body.get("role") or _EVENT_ROLES[name]), span, source))
@@ -764,7 +791,7 @@ def _langfuse_messages(value: Any, span: _Span, source: str, what: str) -> list[
 def _llm_messages(span: _Span, source: str) -> tuple[list[_Msg], list[_Msg] | None]:
     """(input messages, output messages or None when the span records no output)."""
     a = span.attrs
-    ev_in, ev_out = _event_messages(span, source) if span.events else (None, None)
+    ev_in, ev_out = _event_messages(span, source) if span.events or "events" in a else (None, None)
     ins = _oi_messages(a, "llm.input_messages", span, source)
     if ins is None and "gen_ai.input.messages" in a:
         ins = _message_list(a["gen_ai.input.messages"], span, source, "gen_ai.input.messages")
@@ -795,13 +822,17 @@ def _kind(span: _Span) -> str:
     """'llm', 'agent', 'tool' or 'other'."""
     a = span.attrs
     oi = str(a.get("openinference.span.kind") or span.store_kind or "").upper()
-    op = str(a.get("gen_ai.operation.name"))
+    op = str(a.get("gen_ai.operation.name") or "")
     tl = str(a.get("traceloop.span.kind") or "").lower()
     if oi in ("LLM", "GENERATION") or op in _LLM_OPS or str(a.get("llm.request.type")) in ("chat", "completion"):
         return "llm"
     if oi == "AGENT" or op in _AGENT_OPS or tl == "agent":
         return "agent"
     if oi in ("TOOL", "RETRIEVER") or op == "execute_tool" or tl == "tool":
+        return "tool"
+    if span.name == "agent run" and isinstance(a.get("agent_name"), str):  # Pydantic AI before GenAI agent spans
+        return "agent"
+    if isinstance(a.get("gen_ai.tool.name"), str) and not oi and not op:  # Pydantic AI's 'running tool'
         return "tool"
     if any(k.startswith(("gen_ai.completion.", "llm.output_messages.")) for k in a) or "gen_ai.output.messages" in a:
         return "llm"
@@ -832,7 +863,7 @@ def _langgraph_node(span: _Span) -> str | None:
 
 
 def _explicit_agent(span: _Span) -> str | None:
-    for key in ("agent.name", "gen_ai.agent.name"):
+    for key in ("agent.name", "gen_ai.agent.name", "agent_name"):
         v = span.attrs.get(key)
         if isinstance(v, str) and v:
             return v
@@ -850,7 +881,7 @@ def _tool_name(span: _Span) -> str:
 
 def _tool_output(span: _Span) -> str | None:
     a = span.attrs
-    for key in ("output.value", "gen_ai.tool.call.result", "traceloop.entity.output"):
+    for key in ("output.value", "gen_ai.tool.call.result", "traceloop.entity.output", "tool_response"):
         if a.get(key) is not None:
             return text_of(a[key])
     if span.output is not _MISSING and span.output is not None:
