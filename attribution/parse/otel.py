@@ -39,10 +39,8 @@ name`` chat / text_completion /    N.*``, Langfuse ``output``) is one **action**
 generate_content, Langfuse         that owns the span; tool calls in it are appended as text
 GENERATION, ``traceloop``/legacy   (:func:`~attribution.parse.common.tool_call_text`). Its
 ``gen_ai.prompt.N`` spans; GenAI   input messages repeat the history: only user messages not
-events may sit in an ``events``
-JSON attribute (Pydantic AI)
-                                   seen before become **observations** (the task at the
-                                   start, a user reply mid-run), and tool messages no tool span
+events may sit in an ``events``    seen before become **observations** (the task at the
+JSON attribute (Pydantic AI)       start, a user reply mid-run), and tool messages no tool span
                                    reported; system prompts are not steps.
 agent: ``AGENT``, ``invoke_agent`` no step of its own; it owns the LLM calls below it (the
 / ``create_agent``, Langfuse       nearest one up the tree). Its name: ``agent.name`` /
@@ -51,8 +49,7 @@ agent, a LangGraph node (a         span that runs it, else ``graph.node.name`` /
 CHAIN span named as its            else the name the calling agent's last tool call gave it
 ``metadata.langgraph_node``,       (smolagents' managed agents; ``smolagents.managed_agents.
 not 'agent'/'tools'), Pydantic     N.name``), else ``invoke_agent NAME``, else the span name
-AI's 'agent run' (``agent_name``)
-                                   (a warning when that is a class name). A sub-agent below
+AI's 'agent run' (``agent_name``)  (a warning when that is a class name). A sub-agent below
                                    another agent is a hand-off: the caller's last action
                                    before it (preferably one whose tool call names it) gets
                                    ``Step.to``; an agent beside another gets one from the last
