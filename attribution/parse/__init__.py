@@ -52,6 +52,7 @@ from attribution.parse import (
     magentic_one,
     openai_agents,
     openhands,
+    otel,
     smolagents,
     swe_agent,
     tau_bench,
@@ -77,7 +78,7 @@ __all__ = [
 #: Reader modules by format name, in the order detection asks them (ties go to the first).
 READERS: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (who_and_when, autogen, langchain, smolagents, openai_agents, openhands, swe_agent, tau_bench,
+    for m in (who_and_when, otel, autogen, langchain, smolagents, openai_agents, openhands, swe_agent, tau_bench,
               magentic_one, chat)
 }
 #: Backwards-compatible alias of :data:`READERS`.
