@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError", "ParseWarning"]
+__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError", "OutputError", "ParseWarning"]
 
 
 class AttributionError(Exception):
@@ -33,6 +33,10 @@ class CheckpointError(AttributionError):
 
 class ConfigError(AttributionError, ValueError):
     """A bad setting: unknown aggregation/ranker, a pair config that cannot place a speaker."""
+
+
+class OutputError(AttributionError):
+    """An output path that cannot be written (checked before the work starts)."""
 
 
 class ScoringError(AttributionError):

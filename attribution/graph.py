@@ -30,6 +30,7 @@ from typing import Any
 import networkx as nx
 
 from attribution.errors import InputError
+from attribution.io import atomic_write_text, read_json_file
 from attribution.types import Run
 
 __all__ = ["EDGE_TYPES", "build_graph", "to_node_link", "from_node_link", "write_graph", "read_graph"]
@@ -110,8 +111,8 @@ def from_node_link(data: dict[str, Any]) -> nx.DiGraph:
 
 
 def write_graph(G: nx.DiGraph, path: str | Path) -> None:
-    """Write a step graph as node-link JSON (UTF-8)."""
-    Path(path).write_text(json.dumps(to_node_link(G), ensure_ascii=False, indent=1), encoding="utf-8")
+    """Write a step graph as node-link JSON (UTF-8, atomically; missing parent folders are created)."""
+    atomic_write_text(path, json.dumps(to_node_link(G), ensure_ascii=False, indent=1))
 
 
 def read_graph(path: str | Path) -> nx.DiGraph:
@@ -122,12 +123,12 @@ def read_graph(path: str | Path) -> nx.DiGraph:
     InputError
         If the file is missing or not node-link JSON.
     """
+    data = read_json_file(path, "a node-link JSON step graph")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise TypeError(f"top level is {type(data).__name__}, not an object")
         return from_node_link(data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, nx.NetworkXError) as err:
+    except (KeyError, TypeError, ValueError, nx.NetworkXError) as err:
         raise InputError(path, "a node-link JSON step graph", got=f"{type(err).__name__}: {err}") from err
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import ConfigError, InputError
+from attribution.io import parse_json
 from attribution.types import Run
 
 __all__ = [
@@ -241,7 +242,7 @@ def runs_from_dataset(ds, *, require_labels: bool = True) -> list[Run]:
     for row in ds:
         source = row["source"]
         try:
-            obj = json.loads(row["record"])
+            obj = parse_json(row["record"], source)
         except json.JSONDecodeError as err:
             raise InputError(source, "valid JSON", got=f"{err.msg} at line {err.lineno}, column {err.colno}") from err
         if row.get("format") == "run":

@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, InputError
+from attribution.io import MAX_DEPTH, parse_json  # noqa: F401 (MAX_DEPTH: kept importable from here)
 from attribution.parse import (
     autogen,
     chat,
@@ -83,9 +84,6 @@ READERS: dict[str, ModuleType] = {
 }
 #: Backwards-compatible alias of :data:`READERS`.
 FORMATS = READERS
-
-#: JSON nesting deeper than this is refused before parsing (Python's parser would recurse).
-MAX_DEPTH = 200
 
 
 def _reader(format: str) -> ModuleType:
@@ -268,38 +266,21 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
     if not text.strip():
         raise InputError(path, "a JSON or JSONL run", got="an empty file")
     if path.suffix != ".jsonl":
-        _check_depth(text, path, None)
         try:
-            return json.loads(text), None
+            return parse_json(text, path), None
         except json.JSONDecodeError as err:
             if err.msg != "Extra data":  # several values: read as JSONL below
                 raise InputError(path, "valid JSON", got=f"{err.msg} at line {err.lineno}, column {err.colno}") from err
     values, lines = [], []
     for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            _check_depth(line, path, n)
             try:
-                values.append(json.loads(line))
+                values.append(parse_json(line, f"{path}, line {n}"))
             except json.JSONDecodeError as err:
                 got = f"{err.msg} at line {n}, column {err.colno}"
                 raise InputError(path, "one JSON value per line (JSONL)", got=got) from err
             lines.append(n)
     return values, lines
-
-
-def _check_depth(text: str, path: Path, line: int | None) -> None:
-    """Refuse nesting deeper than :data:`MAX_DEPTH` before ``json.loads`` recurses into it."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return
-    depth = 0
-    for ch in re.sub(r'"(?:[^"\\]|\\.)*"', "", text):
-        if ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                where = f"{path}, line {line}" if line else path
-                raise InputError(where, f"JSON nested at most {MAX_DEPTH} levels deep", got="deeper nesting")
-        elif ch in "]}":
-            depth -= 1
 
 
 # -- roles: overrides and checks ---------------------------------------------------------------

@@ -267,7 +267,10 @@ def build_run(
 
 
 def as_index(value: Any, source: str) -> int:
-    """A non-negative int from an int or a string of digits; anything else is an InputError.
+    """A non-negative int from an int or a string of ASCII digits; anything else is an InputError.
+
+    Only ``0-9`` count as digits: ``int()`` would also read "١٢" (Arabic-Indic) or "１２"
+    (full-width) as 12, a label no annotator of these logs wrote on purpose.
 
     Examples
     --------
@@ -276,7 +279,7 @@ def as_index(value: Any, source: str) -> int:
     """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and re.fullmatch(r"\d+", value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
         return int(value)
     raise InputError(source, "mistake_step to be a 0-based step index (an integer)", got=repr(value))
 

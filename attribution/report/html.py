@@ -20,6 +20,7 @@ import hashlib
 import html
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from attribution.io import atomic_write_text
 from attribution.types import OBSERVATION, Diagnosis
 
 __all__ = ["COLLAPSE_TOKENS", "diverging_color", "render_html", "robust_max", "write_html"]
@@ -46,6 +48,7 @@ OBSERVATION_COLOR = "#d4d4d8"
 CONTEXT_LANE = "context"
 _MINUS = "\u2212"
 _DOT = " \u00b7 "
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Labels that the header shows; any other label is listed with the settings.
 _SHOWN_LABELS = ("mistake_step", "mistake_agent", "mistake_reason", "question", "success")
 
@@ -89,9 +92,10 @@ def diverging_color(value: float, scale: float) -> str:
 
 
 def write_html(diagnosis: Diagnosis, path: str | Path, *, collapse_tokens: int = COLLAPSE_TOKENS) -> Path:
-    """Write :func:`render_html` of ``diagnosis`` to ``path`` (UTF-8) and return the path."""
+    """Write :func:`render_html` of ``diagnosis`` to ``path`` (UTF-8, atomically; missing parent
+    folders are created) and return the path."""
     path = Path(path)
-    path.write_text(render_html(diagnosis, collapse_tokens=collapse_tokens), encoding="utf-8")
+    atomic_write_text(path, render_html(diagnosis, collapse_tokens=collapse_tokens))
     return path
 
 
@@ -181,8 +185,8 @@ def _step_views(d: Diagnosis) -> list[_StepView]:
 
 
 def _e(value: object) -> str:
-    """Escape any value for HTML text or a quoted attribute."""
-    return html.escape(str(value), quote=True)
+    """Escape any value for HTML text or a quoted attribute (lone surrogates become U+FFFD)."""
+    return html.escape(_SURROGATE.sub("\ufffd", str(value)), quote=True)
 
 
 def _num(value: float | None) -> str:
@@ -193,10 +197,22 @@ def _num(value: float | None) -> str:
     return text.replace("-", _MINUS)
 
 
+#: Characters written as JSON escapes inside the page's ``<script>`` block: ``<`` and ``>`` so that
+#: no ``</script>`` or ``<!--`` can end or confuse the block, ``&`` for good measure, and the line
+#: separators U+2028/2029, which older JavaScript parsers take for line breaks.
+_SCRIPT_ESCAPES = {c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+_SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029]")
+
+
 def _script_json(obj: Any) -> str:
-    """JSON that is safe inside ``<script type="application/json">``, whatever the strings hold."""
+    r"""JSON that is safe inside ``<script type="application/json">``, whatever the strings hold
+    (lone surrogates become U+FFFD).
+
+    >>> print(_script_json({"t": ["</script><!--", "\u2028"]}))
+    {"t":["\u003c/script\u003e\u003c!--","\u2028"]}
+    """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return _SCRIPT_UNSAFE.sub(lambda m: _SCRIPT_ESCAPES[m.group()], _SURROGATE.sub("\ufffd", text))
 
 
 def _asset(name: str) -> str:
@@ -291,7 +307,7 @@ class _Page:
         sub = f"score {_num(culprit.score if culprit else None)}"
         if d.culprit_step in self.rank:
             sub += f"{_DOT}rank {self.rank[d.culprit_step]} of {len(d.top)}"
-        value = f'<a href="#step-{d.culprit_step}">Step {d.culprit_step}</a>{_DOT}{_e(d.culprit_agent)}'
+        value = f'<a href="#step-{_e(d.culprit_step)}">Step {_e(d.culprit_step)}</a>{_DOT}{_e(d.culprit_agent)}'
         cards = [self._card("Predicted culprit", value, sub, "verdict")]
         if self.gold_step is not None or self.gold_agent is not None:
             cards.append(self._gold_card())
@@ -319,7 +335,7 @@ class _Page:
         d = self.d
         parts = []
         if self.gold_step is not None:
-            parts.append(f'<a href="#step-{self.gold_step}">Step {self.gold_step}</a>')
+            parts.append(f'<a href="#step-{_e(self.gold_step)}">Step {_e(self.gold_step)}</a>')
         if self.gold_agent is not None:
             parts.append(_e(self.gold_agent))
         checks = []
@@ -378,7 +394,7 @@ class _Page:
             tip = f"step {s.index} \u00b7 {s.role}"
             tip += " \u00b7 observation" if s.score is None else f" \u00b7 score {_num(s.score)}"
             parts.append(
-                f'<a class="{" ".join(cls)}" href="#step-{s.index}" style="grid-area:{lane_row[lane]}/{c};'
+                f'<a class="{" ".join(cls)}" href="#step-{_e(s.index)}" style="grid-area:{lane_row[lane]}/{c};'
                 f'background:{color}" title="{_e(tip)}" aria-label="{_e(tip)}"></a>'
             )
             if s.index == d.culprit_step:
@@ -394,7 +410,7 @@ class _Page:
         tick_every = 1 if n <= 20 else 5 if n <= 60 else 10 if n <= 200 else 50
         for pos, s in enumerate(self.steps):
             if pos % tick_every == 0:
-                parts.append(f'<span class="tick" style="grid-area:{rows_end + 1}/{col[s.index]}">{s.index}</span>')
+                parts.append(f'<span class="tick" style="grid-area:{rows_end + 1}/{col[s.index]}">{_e(s.index)}</span>')
         columns = f"var(--label-w) repeat({n}, minmax(5px, 1fr)) minmax(var(--total-w), max-content)"
         rows = f"18px repeat({len(self.lanes)}, 24px) 16px 16px"
         return (
@@ -430,7 +446,7 @@ class _Page:
                 continue
             cls = ' class="is-culprit"' if i == self.d.culprit_step else ""
             rows.append(
-                f'<tr{cls}><td class="num">{r}</td><td><a href="#step-{i}">{i}</a></td>'
+                f'<tr{cls}><td class="num">{r}</td><td><a href="#step-{_e(i)}">{_e(i)}</a></td>'
                 f"<td>{_e(s.agent)}</td>{self._score_td(s.score)}"
                 f'<td class="snip">{_e(_snippet(s.text))}</td></tr>'
             )
@@ -521,7 +537,7 @@ class _Page:
         text = s.text
         if collapsed:
             text = s.preview
-        attrs = f' data-step="{s.index}"' if has_data else ""
+        attrs = f' data-step="{_e(s.index)}"' if has_data else ""
         state = "collapsed" if collapsed else "open"
         if self._long(s):
             state += " long"
@@ -529,12 +545,12 @@ class _Page:
         if self._long(s):
             label = f"Show all {size}" if collapsed else "Collapse"
             toggle = (
-                f'<button type="button" class="toggle" data-step="{s.index}" aria-expanded="{str(not collapsed).lower()}"'
+                f'<button type="button" class="toggle" data-step="{_e(s.index)}" aria-expanded="{str(not collapsed).lower()}"'
                 f' data-size="{_e(size)}">{label}</button>'
             )
         return (
-            f'<article class="{" ".join(cls)}" id="step-{s.index}">'
-            f'<div class="step-head"><a class="idx" href="#step-{s.index}">{s.index}</a>'
+            f'<article class="{" ".join(cls)}" id="step-{_e(s.index)}">'
+            f'<div class="step-head"><a class="idx" href="#step-{_e(s.index)}">{_e(s.index)}</a>'
             f'<span class="agent">{_e(s.agent)}</span>{role}{to}{kind}{"".join(badges)}'
             f'<span class="grow"></span><span class="size">{size}</span>{score}'
             '<a class="up" href="#timeline" title="back to the timeline">\u2191</a></div>'
@@ -606,10 +622,12 @@ def _plain(value: Any) -> str:
 
 
 def _as_int(value: Any) -> int | None:
-    try:
+    """A label's step index: an int, or a string of ASCII digits; anything else is no index."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
         return int(value)
-    except (TypeError, ValueError):
-        return None
+    return None
 
 
 def _version() -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import CheckpointError, ConfigError
+from attribution.io import parse_json
 
 __all__ = ["Checkpoint", "CheckpointPair", "PairConfig", "load_pair_config"]
 
@@ -245,9 +246,13 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
     """Read a pair config file (format in the module docstring)."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = parse_json(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: pair config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: expected a JSON pair config file; got a folder") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: expected a readable UTF-8 JSON pair config; got {type(err).__name__}") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: expected a JSON pair config; not JSON (line {err.lineno}, column {err.colno})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("pairs"), dict) or not raw["pairs"]:
@@ -263,6 +268,11 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
     for pname, spec in raw["pairs"].items():
         if not isinstance(spec, dict) or "policy" not in spec or "reference" not in spec:
             raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
+        beta_value = spec.get("beta", 1.0)
+        if isinstance(beta_value, bool) or not isinstance(beta_value, (int, float)):
+            raise ConfigError(f"{path}: pairs.{pname}.beta must be a number. Got {beta_value!r} instead.")
+        if not isinstance(spec.get("dtype", dtype), str):
+            raise ConfigError(f"{path}: pairs.{pname}.dtype must be a string. Got {spec['dtype']!r} instead.")
         pairs[pname] = CheckpointPair.load(
             resolve(spec["policy"], f"pairs.{pname}.policy"),
             resolve(spec["reference"], f"pairs.{pname}.reference"),
@@ -272,6 +282,8 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
             device=device,
         )
     agents = raw.get("agents", {})
-    if not isinstance(agents, dict):
+    if not isinstance(agents, dict) or not all(isinstance(v, str) for v in agents.values()):
         raise ConfigError(f"{path}: 'agents' must map agent names or globs to pair names")
+    if raw.get("default") is not None and not isinstance(raw["default"], str):
+        raise ConfigError(f"{path}: 'default' must be a pair name. Got {raw['default']!r} instead.")
     return PairConfig(pairs=pairs, agents=list(agents.items()), default=raw.get("default"), source=str(path))

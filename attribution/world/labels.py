@@ -92,5 +92,25 @@ def write_jsonl(records: Iterable[dict], path: str | Path) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    with Path(path).open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """The records of a JSONL file written by :func:`write_jsonl`; a line that is not a JSON
+    object is an :class:`~attribution.errors.InputError` naming the file and the line."""
+    from attribution.errors import InputError
+    from attribution.io import parse_json
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(path, "a readable UTF-8 JSONL file", got=type(err).__name__) from None
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        try:
+            record = parse_json(line, where)
+        except json.JSONDecodeError as err:
+            raise InputError(where, "one JSON object per line (JSONL)", got=f"{err.msg} at column {err.colno}") from None
+        if not isinstance(record, dict):
+            raise InputError(where, "one JSON object per line (JSONL)", got=type(record).__name__)
+        out.append(record)
+    return out

@@ -153,6 +153,7 @@ def write_results(
         (``attribution world train``) is missing.
     """
     from attribution.errors import InputError
+    from attribution.io import read_json_file
     from attribution.world.labels import read_jsonl
 
     t0 = time.time()
@@ -162,11 +163,15 @@ def write_results(
             raise InputError(data_dir / name, "a labelled set written by `attribution world generate`")
     if not (checkpoint_dir / "training.json").is_file():
         raise InputError(checkpoint_dir / "training.json", "the training log written by `attribution world train`")
-    training = json.loads((checkpoint_dir / "training.json").read_text())
+    training = read_json_file(checkpoint_dir / "training.json", "the training log written by `attribution world train`")
     failures = read_jsonl(data_dir / "failures.jsonl")
     mixed = read_jsonl(data_dir / "mixed.jsonl")
     pairs = checkpoint_dir / "pairs.json"
-    beta = json.loads(pairs.read_text())["pairs"]["world"]["beta"]
+    try:
+        beta = read_json_file(pairs, "the pair config written by `attribution world train`")["pairs"]["world"]["beta"]
+    except (KeyError, TypeError) as err:
+        raise InputError(pairs, "the pair config written by `attribution world train` (pairs.world.beta)",
+                         got=f"no {err}" if isinstance(err, KeyError) else "another shape") from None
 
     scored_f = score_sets(failures, pairs)
     judged = [s for s in scored_f if not s.record["lucky_failure"]]
