@@ -27,10 +27,12 @@ def config_roles(pairs: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (), ()
     import json
 
+    from attribution.io import parse_json
+
     try:
-        raw = json.loads(Path(pairs).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return (), ()  # load_pair_config reports an unreadable config in full
+        raw = parse_json(Path(pairs).read_text(encoding="utf-8"), pairs)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, InputError):
+        return (), ()  # load_pair_config reports an unreadable (or too deeply nested) config in full
     out = []
     for key in ("actors", "observers"):
         globs = raw.get(key, []) if isinstance(raw, dict) else []

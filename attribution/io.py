@@ -269,4 +269,4 @@ def read_json_file(path: str | os.PathLike, expected: str = "a JSON file") -> An
     try:
         return parse_json(text, path)
     except json.JSONDecodeError as err:
-        raise InputError(path, expected, got=f"invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+        raise InputError(path, expected, got=f"invalid JSON at line {err.lineno}, column {err.colno} ({err.msg})") from None

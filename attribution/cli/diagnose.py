@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from attribution.cli.terminal import echo, visible
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -20,7 +21,7 @@ __all__ = ["diagnose", "print_diagnosis"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
+    text = visible(" ".join(str(text).split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -28,20 +29,20 @@ def print_diagnosis(diag) -> None:
     """The ranked table (step, agent, score, snippet) and the verdict."""
     by_index = {s["index"]: s for s in diag.run_steps}
     score_of = {s.index: s for s in diag.steps}
-    click.echo(f"run {diag.run_id}: {len(diag.run_steps)} steps, {sum(s.n_tokens for s in diag.steps)} scored tokens")
-    click.echo(f"{'rank':>4}  {'step':>4}  {'agent':<22} {'score':>9} {'tokens':>6}  text")
+    echo(f"run {diag.run_id}: {len(diag.run_steps)} steps, {sum(s.n_tokens for s in diag.steps)} scored tokens")
+    echo(f"{'rank':>4}  {'step':>4}  {'agent':<22} {'score':>9} {'tokens':>6}  text")
     for r, i in enumerate(diag.top, 1):
         st = score_of[i]
-        click.echo(f"{r:>4}  {i:>4}  {_snippet(st.agent, 22):<22} {st.score:>9.3f} {st.n_tokens:>6}  {_snippet(by_index[i]['content'])}")
+        echo(f"{r:>4}  {i:>4}  {_snippet(st.agent, 22):<22} {st.score:>9.3f} {st.n_tokens:>6}  {_snippet(by_index[i]['content'])}")
     totals = ", ".join(f"{a} {v:.3f}" for a, v in sorted(diag.agent_totals.items(), key=lambda t: t[1]))
-    click.echo(f"agent totals: {totals}")
+    echo(f"agent totals: {totals}")
     verdict = f"culprit: step {diag.culprit_step} by {diag.culprit_agent}"
-    click.secho(verdict, bold=True)
+    echo(verdict, bold=True)
     if "mistake_step" in diag.labels:
         gold_step, gold_agent = diag.labels["mistake_step"], diag.labels.get("mistake_agent")
         hit = "step and agent match" if gold_step == diag.culprit_step else (
             "agent matches" if gold_agent == diag.culprit_agent else "no match")
-        click.echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
+        echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
 
 
 @click.command()
@@ -70,7 +71,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     from attribution.diagnoser import config_roles, diagnose as run_diagnose, make_scorer
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
-    from attribution.io import atomic_write_text
+    from attribution.io import atomic_write_text, check_outputs
     from attribution.parse import load_run, load_runs
 
     if run_id is not None and all_runs:
@@ -78,6 +79,9 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     if all_runs and (graph_out or html_out):
         raise ConfigError("--graph and --html describe one run; pick it with --run ID instead of --all")
     targets = [parse_emit(e) for e in emits]
+    outputs = {"--json": json_out, "--graph": graph_out, "--html": html_out}
+    outputs.update({f"--emit {kind}:{path}": path for kind, path in targets})
+    check_outputs(outputs, inputs=[log, pairs])  # before any work, so that a typo costs no scoring
     more_actors, more_observers = config_roles(pairs)
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
     runs = load_runs(log, fmt, **roles) if all_runs else [load_run(log, fmt, run_id=run_id, **roles)]
@@ -96,7 +100,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         diags.append(diag)
         if quiet:
             prefix = f"run {diag.run_id}: " if all_runs else ""
-            click.echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
+            echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
         else:
             print_diagnosis(diag)
     if json_out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from attribution.cli.terminal import echo
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -31,7 +32,7 @@ def print_label_problems(problems: dict) -> None:
         got = problems.get(key, {})
         if got.get("n"):
             ids = ", ".join(got["runs"][:5]) + (", ..." if got["n"] > 5 else "")
-            click.echo(f"labels: {got['n']} run(s) where the {what}: {ids}")
+            echo(f"labels: {got['n']} run(s) where the {what}: {ids}")
 
 _AGGREGATES = ["select", "sum", "mean", "min", "last"]
 _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
@@ -72,6 +73,12 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
     from attribution.evaluation.report import format_table, write_json, write_markdown
+    from attribution.io import check_outputs, check_writable
+
+    inputs = [pairs, labels] + ([dataset] if dataset != "who-and-when" else [])
+    check_outputs({"--json": json_out, "--markdown": md_out}, inputs=inputs)
+    if cache_dir and not no_cache:
+        check_writable(cache_dir, option="--cache-dir", folder=True)
 
     more_actors, more_observers = config_roles(pairs)
     result = evaluate(
@@ -82,9 +89,9 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, progress=not quiet,
     )
     if not quiet:
-        click.echo(format_table(result))
+        echo(format_table(result), newlines=True)
         t = result.timing
-        click.echo(f"{t['runs']} runs: {t['scored']} scored, {t['from_cache']} from the cache; {t['total_s']:.1f} s")
+        echo(f"{t['runs']} runs: {t['scored']} scored, {t['from_cache']} from the cache; {t['total_s']:.1f} s")
         print_label_problems(result.settings.get("label_problems", {}))
     if json_out:
         write_json(result, json_out)

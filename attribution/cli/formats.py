@@ -6,6 +6,8 @@ import textwrap
 
 import click
 
+from attribution.cli.terminal import echo
+
 __all__ = ["formats"]
 
 
@@ -19,13 +21,13 @@ def formats(as_json: bool) -> None:
 
     rows = format_table()
     if as_json:
-        click.echo(json.dumps(rows, indent=1))
+        echo(json.dumps(rows, indent=1), newlines=True)
         return
     width = max(len(r["name"]) for r in rows) + 2
     pad = " " * width
     for r in rows:
-        click.echo(f"{r['name']:<{width}}{r['description']}")
+        echo(f"{r['name']:<{width}}{r['description']}")
         for label in ("actions", "ids"):
             text = textwrap.fill(f"{label}: {r[label]}", 100, initial_indent=pad + "  ", subsequent_indent=pad + "    ",
                                  break_long_words=False, break_on_hyphens=False)
-            click.echo(text)
+            echo(text, newlines=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from attribution.cli.terminal import echo
 from attribution.report.html import COLLAPSE_TOKENS
 
 __all__ = ["report"]
@@ -29,10 +30,9 @@ __all__ = ["report"]
 )
 def report(diagnosis_file: Path, html_path: Path, collapse_tokens: int) -> None:
     """Write the HTML report of DIAGNOSIS_FILE, a diagnosis saved with `diagnose --json`."""
+    from attribution.io import check_outputs
     from attribution.report import write_report
 
-    try:
-        write_report(diagnosis_file, html_path, collapse_tokens=collapse_tokens)
-    except OSError as err:
-        raise click.FileError(str(html_path), hint=err.strerror or str(err)) from err
-    click.echo(f"wrote {html_path}")
+    check_outputs({"--html": html_path}, inputs=[diagnosis_file])
+    write_report(diagnosis_file, html_path, collapse_tokens=collapse_tokens)
+    echo(f"wrote {html_path}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from attribution.cli.errors import Group
+from attribution.cli.terminal import echo
 
 __all__ = ["world"]
 
@@ -24,12 +25,14 @@ def world() -> None:
 @click.option("--out", "out_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
 def generate(out_dir: str) -> None:
     """Write the labelled failures, the mixed set and the held-out failures (fixed seeds) as JSONL."""
+    from attribution.io import check_writable
     from attribution.world.data import generate as generate_sets
 
+    check_writable(out_dir, option="--out", folder=True)
     t0 = time.time()
     for name, path in generate_sets(out_dir).items():
-        click.echo(f"{name}: {path}")
-    click.echo(f"done in {time.time() - t0:.1f}s")
+        echo(f"{name}: {path}")
+    echo(f"done in {time.time() - t0:.1f}s")
 
 
 @world.command("train")
@@ -41,12 +44,14 @@ def generate(out_dir: str) -> None:
 @click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
 def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int | None, threads: int | None) -> None:
     """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
+    from attribution.io import check_writable
     from attribution.world.train import TrainConfig, train
 
+    check_writable(out_dir, option="--out", folder=True)
     overrides = {k: v for k, v in (("sft_steps", sft_steps), ("rl_steps", rl_steps), ("threads", threads)) if v is not None}
     config = TrainConfig(seed=seed, **overrides)
-    summary = train(out_dir, config, log=click.echo)
-    click.echo(f"pair config: {Path(out_dir, 'pairs.json')} (total {summary['wall_seconds']['total']:.0f}s)")
+    summary = train(out_dir, config, log=echo)
+    echo(f"pair config: {Path(out_dir, 'pairs.json')} (total {summary['wall_seconds']['total']:.0f}s)")
 
 
 @world.command("results")
@@ -57,10 +62,12 @@ def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int 
 @click.option("--example", "example_out", default="examples/world_failed_run.json", show_default=True, type=click.Path(dir_okay=False))
 def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, example_out: str) -> None:
     """Score the labelled sets with the pair; write the results table, the curve and the example run."""
+    from attribution.io import check_outputs
     from attribution.world.results import write_results
 
+    check_outputs({"--out": out_md, "--png": out_png, "--example": example_out})
     summary = write_results(checkpoint_dir, data_dir, out_md, out_png, example_out)
     for name, row in summary["rows"].items():
         (step, _), (agent, _) = row["step"], row["agent"]
-        click.echo(f"{name:40s} step {step:.3f}  agent {agent:.3f}")
-    click.echo(f"wrote {out_md}, {out_png}" + (f", {example_out} ({summary['example']})" if summary["example"] else ""))
+        echo(f"{name:40s} step {step:.3f}  agent {agent:.3f}")
+    echo(f"wrote {out_md}, {out_png}" + (f", {example_out} ({summary['example']})" if summary["example"] else ""))

@@ -60,15 +60,18 @@ def _is_number(v: Any) -> bool:
 def _check_fields(raw: dict[str, Any], path: Path) -> None:
     """Type and consistency checks of a raw saved diagnosis (see :func:`load_diagnosis`)."""
 
-    def need(ok: bool, field: str, expected: str, value: Any, step: int | None = None) -> None:
+    def need(ok: bool, field: str | None, expected: str, value: Any, step: int | None = None) -> None:
         if not ok:
-            raise InputError(path, f"{field!r} to be {expected}", step=step, got=_short(value))
+            what = expected if field is None else f"{field!r} to be {expected}"
+            raise InputError(path, what, step=step, got=_short(value))
 
     for key, kind in (("run_id", str), ("source", str), ("culprit_agent", str), ("top", list),
                       ("agent_totals", dict), ("steps", list), ("settings", dict), ("checkpoints", dict)):
-        need(key in raw, key, f"present ({kind.__name__})", "nothing")
+        if key not in raw:
+            raise InputError(path, "the fields of a saved diagnosis", got=f"no {key!r}")
         need(isinstance(raw[key], kind), key, f"a {'string' if kind is str else kind.__name__}", raw[key])
-    need("culprit_step" in raw, "culprit_step", "present (an integer)", "nothing")
+    if "culprit_step" not in raw:
+        raise InputError(path, "the fields of a saved diagnosis", got="no 'culprit_step'")
     need(_is_int(raw["culprit_step"]) and raw["culprit_step"] >= 0, "culprit_step", "a step index (an integer >= 0)", raw["culprit_step"])
     need(isinstance(raw.get("run_steps", []), list), "run_steps", "a list", raw.get("run_steps"))
     need(isinstance(raw.get("labels", {}), dict), "labels", "an object", raw.get("labels"))
@@ -88,18 +91,18 @@ def _check_fields(raw: dict[str, Any], path: Path) -> None:
             need(isinstance(s.get(key, []), list), key, "a list", s.get(key), step=i)
         need(all(isinstance(t, str) for t in s.get("tokens", [])), "tokens", "a list of strings", s.get("tokens"), step=i)
         lengths = {len(s.get("tokens", [])), len(s.get("logps", [])), len(s.get("ref_logps", []))}
-        need(len(lengths) == 1, "tokens, logps and ref_logps", "lists of equal length", sorted(lengths), step=i)
+        need(len(lengths) == 1, None, "tokens, logps and ref_logps of equal length", sorted(lengths), step=i)
         for key in ("logps", "ref_logps"):
-            need(all(_is_number(v) for v in s.get(key, [])), key, "finite numbers", "NaN, infinity or a non-number", step=i)
+            need(all(_is_number(v) for v in s.get(key, [])), None, f"finite scores and log-probs ({key})", "NaN, infinity or a non-number", step=i)
         need(_is_number(s.get("beta", 1.0)), "beta", "a finite number", s.get("beta"), step=i)
-        need(s.get("score") is None or _is_number(s["score"]), "score", "a finite number or null", s.get("score"), step=i)
+        need(s.get("score") is None or _is_number(s["score"]), None, "finite scores and log-probs (score)", s.get("score"), step=i)
         if "n_tokens" in s:
             need(s["n_tokens"] == len(s.get("logps", [])) and _is_int(s["n_tokens"]), "n_tokens", "the number of logps", s["n_tokens"], step=i)
 
     parsed: set[int] = set()
     for k, entry in enumerate(raw.get("run_steps", [])):
         need(isinstance(entry, dict) and _is_int(entry.get("index")) and entry["index"] >= 0,
-             "run_steps", "entries with an integer 'index' >= 0", entry, step=k)
+             None, "run_steps entries with an integer 'index' >= 0", entry, step=k)
         i = entry["index"]
         need(i not in parsed, "run_steps index", "unique", i, step=i)
         parsed.add(i)
