@@ -82,9 +82,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 # -- output paths ------------------------------------------------------------------------------
 
 
-def _refuse(path: Path, option: str | None, why: str) -> OutputError:
-    what = f"The {option} output" if option else "The output"
-    return OutputError(f"{path}: {what} cannot be written: {why}")
+def _refuse(path: Path | str, option: str | None, why: str) -> OutputError:
+    shown = str(path) if str(path).strip() else repr(str(path))
+    what = f"the {option} output" if option else "the output"
+    return OutputError(f"{shown}: cannot write {what}: {why}")
 
 
 def check_writable(path: str | os.PathLike, *, option: str | None = None, folder: bool = False) -> Path:
@@ -112,9 +113,9 @@ def check_writable(path: str | os.PathLike, *, option: str | None = None, folder
     """
     text = os.fspath(path)
     if not str(text).strip():
-        raise _refuse(Path(text), option, "the path is empty")
+        raise _refuse(str(text), option, "the path is empty")
     if "\x00" in str(text):
-        raise _refuse(Path(text), option, "the path holds a NUL character")
+        raise _refuse(str(text), option, "the path holds a NUL character")
     path = Path(text).expanduser()
     probe_dir = path.parent
     try:
@@ -141,19 +142,20 @@ def check_writable(path: str | os.PathLike, *, option: str | None = None, folder
         raise _refuse(path, option, "the path cannot be encoded for this file system") from None
     except OSError as err:
         why = {errno.ENAMETOOLONG: "the path is too long", errno.EROFS: "the file system is read-only"}.get(
-            err.errno, f"{(err.strerror or type(err).__name__).lower()} in {probe_dir}"
+            err.errno, f"cannot create a file in {probe_dir} ({(err.strerror or type(err).__name__).lower()})"
         )
         raise _refuse(path, option, why) from None
     return path
 
 
 def check_outputs(outputs: dict[str, str | os.PathLike | None], *, inputs: Iterable[str | os.PathLike | None] = ()) -> None:
-    """:func:`check_writable` for each named output (``{"--json": path}``, None skipped), and refuse
+    """:func:`check_writable` for each named output (``{"--json": path}``; None is no output, an
+    empty path an error), and refuse
     two outputs on one path, or an output that would overwrite an input."""
     seen: dict[Path, str] = {}
     ins = {_resolved(p): p for p in inputs if p}
     for option, p in outputs.items():
-        if not p:
+        if p is None:
             continue
         path = check_writable(p, option=option)
         key = _resolved(path)

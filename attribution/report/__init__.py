@@ -93,7 +93,8 @@ def _check_fields(raw: dict[str, Any], path: Path) -> None:
         lengths = {len(s.get("tokens", [])), len(s.get("logps", [])), len(s.get("ref_logps", []))}
         need(len(lengths) == 1, None, "tokens, logps and ref_logps of equal length", sorted(lengths), step=i)
         for key in ("logps", "ref_logps"):
-            need(all(_is_number(v) for v in s.get(key, [])), None, f"finite scores and log-probs ({key})", "NaN, infinity or a non-number", step=i)
+            bad = [v for v in s.get(key, []) if not _is_number(v)]
+            need(not bad, None, f"finite scores and log-probs ({key})", bad[:1] and bad[0], step=i)
         need(_is_number(s.get("beta", 1.0)), "beta", "a finite number", s.get("beta"), step=i)
         need(s.get("score") is None or _is_number(s["score"]), None, "finite scores and log-probs (score)", s.get("score"), step=i)
         if "n_tokens" in s:
@@ -118,7 +119,7 @@ def _check_fields(raw: dict[str, Any], path: Path) -> None:
     top = raw["top"]
     need(bool(top) and all(_is_int(i) for i in top), "top", "a non-empty list of step indices", top)
     need(len(set(top)) == len(top) and all(i in scored for i in top), "top", "distinct scored steps", top)
-    need(top[0] == culprit, "top", f"to start with the culprit step {culprit}", top)
+    need(top[0] == culprit, None, f"'top' to start with the culprit step {culprit}", top)
 
     for name, pair in raw["checkpoints"].items():
         need(isinstance(pair, dict), f"checkpoints.{name}", "an object", pair)
