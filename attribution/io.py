@@ -227,7 +227,11 @@ def replace_surrogates(value: Any) -> tuple[Any, int, str | None]:
         if isinstance(v, list):
             return [walk(x, f"{pointer}/{i}") for i, x in enumerate(v)]
         if isinstance(v, dict):
-            return {walk(k, pointer): walk(x, f"{pointer}/{_escape_pointer(str(k))}") for k, x in v.items()}
+            out = {}
+            for k, x in v.items():
+                child = f"{pointer}/{_escape_pointer(str(k))}"
+                out[walk(k, child)] = walk(x, child)
+            return out
         return v
 
     out = walk(value, "")

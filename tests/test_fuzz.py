@@ -279,6 +279,7 @@ PAIR_CASES: list[Case] = [
         ("beta-bool", _pairs(beta=True), "beta must be a number"),
         ("beta-list", _pairs(beta=[0.1]), "beta must be a number"),
         ("dtype-number", _pairs(dtype=16), "dtype must be a string"),
+        ("name-escape", _j({"pairs": {"p\x1b[2J": {"policy": "{policy}", "reference": "{reference}"}}}), "printable"),
         ("agents-list", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": ["p"]}), "'agents' must map"),
         ("agents-value-list", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": {"*": ["p"]}}), "'agents' must map"),
         ("agents-unknown-pair", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": {"*": "q"}}), "not among"),
@@ -481,3 +482,161 @@ def test_the_table_is_large_and_covers_every_reader():
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
     covered = {c.argv[c.argv.index("--format") + 1] for c in CASES if "--format" in c.argv}
     assert set(READERS) <= covered
+
+
+# -- beyond the table: what must work, and the helpers on their own ----------------------------
+
+SURROGATE_CHAT = (
+    '[{"role": "user", "content": "What is 2 + 2? \\ud800 (cut) \\ud83d\\ude00 (whole)"},'
+    ' {"role": "assistant", "name": "plan\\udc01ner", "content": "Ask the solver.\\ud800"},'
+    ' {"role": "assistant", "name": "solver", "content": "The answer is 5."}]'
+)
+
+
+def test_lone_surrogates_are_replaced_with_a_warning_and_every_output_is_written(tmp_path, tiny_pair):
+    policy, reference = tiny_pair
+    log = tmp_path / "run.json"
+    log.write_text(SURROGATE_CHAT, encoding="utf-8")
+    out = tmp_path / "new" / "folder"  # missing parent folders are created
+    argv = ["diagnose", str(log), "--policy", str(policy), "--reference", str(reference), "-q",
+            "--json", str(out / "d.json"), "--html", str(out / "r.html"), "--graph", str(out / "g.json")]
+    res = CliRunner().invoke(main, argv)
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("warning: ")]
+    assert warning == [f"warning: {log}: replaced 3 lone UTF-16 surrogate(s) with U+FFFD (first at /0/content)"]
+    saved = json.loads((out / "d.json").read_text(encoding="utf-8"))
+    assert saved["run_steps"][1]["agent"] == "plan\ufffdner" and saved["run_steps"][1]["content"].endswith("\ufffd")
+    assert "\U0001f600" in saved["run_steps"][0]["content"]  # a whole pair is a character, not a surrogate
+    page = (out / "r.html").read_text(encoding="utf-8")
+    assert "plan\ufffdner" in page
+    assert (out / "g.json").read_bytes().decode("utf-8")
+    res = CliRunner().invoke(main, ["report", str(out / "d.json"), "--html", str(tmp_path / "again.html")])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+
+
+def test_parse_json_guards():
+    import warnings
+
+    from attribution.errors import InputError, ParseWarning
+    from attribution.io import MAX_DEPTH, parse_json
+
+    assert parse_json("[" * MAX_DEPTH + "]" * MAX_DEPTH, "f.json") is not None
+    assert parse_json('["' + "[" * 5000 + '"]', "f.json") == ["[" * 5000]  # brackets inside strings do not count
+    with pytest.raises(InputError, match=r"^f.json, line 3: expected JSON nested at most"):
+        parse_json("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "f.json, line 3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert parse_json('{"a\\udfff": ["\\ud83d\\ude00"]}', "f.json") == {"a\ufffd": ["\U0001f600"]}
+    assert [str(w.message) for w in caught] == ["f.json: replaced 1 lone UTF-16 surrogate(s) with U+FFFD (first at /a\ufffd)"]
+    assert all(w.category is ParseWarning for w in caught)
+
+
+def test_every_json_reader_refuses_deep_nesting(tmp_path):
+    from attribution.errors import AttributionError
+    from attribution.graph import read_graph
+    from attribution.parse import read_json
+    from attribution.report import load_diagnosis
+    from attribution.score.pairs import load_pair_config
+    from attribution.world.labels import read_jsonl
+
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    deep_lines = tmp_path / "deep.jsonl"
+    deep_lines.write_text("{}\n" + DEEP + "\n")
+    for reader, path in [(read_json, deep), (read_json, deep_lines), (load_pair_config, deep), (load_diagnosis, deep),
+                         (read_graph, deep), (read_jsonl, deep_lines)]:
+        with pytest.raises(AttributionError, match="nested at most"):
+            reader(path)
+
+
+def test_check_writable(tmp_path):
+    from attribution.errors import OutputError
+    from attribution.io import check_outputs, check_writable
+
+    assert check_writable(tmp_path / "a" / "b" / "c.json") == tmp_path / "a" / "b" / "c.json"
+    assert not (tmp_path / "a").exists()  # checked, not created
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+    (tmp_path / "f").write_text("x")
+    for bad, why in [(tmp_path / "f" / "x.json", "is a file, not a folder"), (tmp_path, "is a folder, not a file"),
+                     ("", "empty"), (str(tmp_path / "x\0.json"), "NUL"), (tmp_path / ("a" * 300), "too long")]:
+        with pytest.raises(OutputError, match=why):
+            check_writable(bad, option="--json")
+    with pytest.raises(OutputError, match="it is a file, not a folder"):
+        check_writable(tmp_path / "f", folder=True)
+    check_writable(tmp_path / "new-folder", folder=True)
+    with pytest.raises(OutputError, match="--json writes the same file"):
+        check_outputs({"--json": tmp_path / "o", "--html": tmp_path / "." / "o"})
+    with pytest.raises(OutputError, match="input"):
+        check_outputs({"--json": tmp_path / "f"}, inputs=[None, tmp_path / "f"])
+    check_outputs({"--json": None, "--html": tmp_path / "r.html"})
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path, tiny_pair):
+    policy, reference = tiny_pair
+    log = tmp_path / "run.json"
+    log.write_text(_j([
+        {"role": "user", "content": "Question \x1b[2J\x1b[H"},
+        {"role": "assistant", "name": "ev\x1b[31mil\u202e", "content": "\x1b]0;title\x07 answer\x9b1m"},
+        {"role": "assistant", "name": "solver\r", "content": "5\x00"},
+    ]))
+    res = CliRunner().invoke(main, ["diagnose", str(log), "--policy", str(policy), "--reference", str(reference)])
+    assert res.exit_code == 0, res.output
+    table = res.output[res.output.index("run run:"):].rstrip("\r\n")  # after the progress bar (stderr)
+    assert not _CONTROL.search(table.replace("\n", "")), table
+    assert "ev\\x1b[31mil\\u202e" in table and "\\x1b]0;title\\x07 answer\\x9b1m" in table and "solver\\r" in table
+
+
+def test_visible():
+    from attribution.cli.terminal import visible
+
+    assert visible("a\x1b[1mb\x07c\x7f\x85\u2028\u2066\ud800") == "a\\x1b[1mb\\x07c\\x7f\\x85\\u2028\\u2066\\ud800"
+    assert visible("a\nb\tc") == "a\\nb\\tc" and visible("a\nb\x1b", newlines=True) == "a\nb\\x1b"
+    assert visible("naïve 专家 \\ok") == "naïve 专家 \\ok"
+
+
+def test_every_cli_print_goes_through_terminal_echo():
+    package = Path(__file__).resolve().parents[1] / "attribution" / "cli"
+    offenders = [f"{f.name}:{n}" for f in sorted(package.glob("*.py")) if f.name != "terminal.py"
+                 for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+                 if re.search(r"\b(click\.(echo|secho)|print)\(|sys\.std(out|err)\.write", line)]
+    assert offenders == []
+
+
+def test_usage_errors_are_one_line_and_help_is_unchanged():
+    res = CliRunner().invoke(main, ["diagnose", "--top-k", "0", "x.json"], prog_name="attribution")
+    assert (res.exit_code, res.output) == (
+        2, "error: Invalid value for '--top-k': 0 is not in the range x>=1. Try 'attribution diagnose --help'.\n")
+    res = CliRunner().invoke(main, ["diagnose", "--help"], prog_name="attribution")
+    assert res.exit_code == 0 and res.output.startswith("Usage: attribution diagnose [OPTIONS] LOG\n")
+    res = CliRunner().invoke(main, [], prog_name="attribution")  # a bare group still prints its help
+    assert res.output.startswith("Usage: attribution [OPTIONS] COMMAND")
+
+
+def test_as_index_takes_ascii_digits_only():
+    from attribution.errors import InputError
+    from attribution.parse.chat import as_index
+
+    assert as_index("12", "r.json") == 12 and as_index(0, "r.json") == 0
+    for bad in ["\u0661\u0662", "\uff11", "\u0967", "1\u0662", " 1", "1_0", "+1", True, 1.0]:
+        with pytest.raises(InputError, match="mistake_step"):
+            as_index(bad, "r.json")
+
+
+def test_report_escapes_every_field():
+    """A diagnosis built in Python (not validated by load_diagnosis) still cannot inject markup."""
+    from attribution.report import render_html
+    from attribution.types import Diagnosis, StepScore
+
+    evil = '"><b>x</b></script><!--\u2028\u2029\ud800'
+    steps = [StepScore(0, evil, "observation"),
+             StepScore(1, evil, "action", tokens=[evil, "ok"], logps=[-1.0, -2.0], ref_logps=[-1.0, -1.0], beta=0.5, score=-0.5)]
+    d = Diagnosis(run_id=evil, source=evil, culprit_step=1, culprit_agent=evil, top=[1], agent_totals={evil: -0.5},
+                  steps=steps, settings={evil: evil}, checkpoints={evil: {"policy": evil, "reference": {"name": evil}, evil: evil}},
+                  run_steps=[{"index": 0, "agent": evil, "role": evil, "kind": "observation", "content": evil * 400, "to": evil},
+                             {"index": 1, "agent": evil, "role": evil, "kind": "action", "content": evil, "to": evil}],
+                  labels={"mistake_step": 1, "mistake_agent": evil, "question": evil, "mistake_reason": evil, evil: evil})
+    page = render_html(d)
+    assert "<b>x" not in page and "<!--" not in page and "\u2028" not in page and "\u2029" not in page
+    assert page.count("</script>") == 2  # the data block's and the script's own
+    assert not re.search("[\ud800-\udfff]", page)
+    page.encode("utf-8")

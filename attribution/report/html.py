@@ -185,8 +185,10 @@ def _step_views(d: Diagnosis) -> list[_StepView]:
 
 
 def _e(value: object) -> str:
-    """Escape any value for HTML text or a quoted attribute (lone surrogates become U+FFFD)."""
-    return html.escape(_SURROGATE.sub("\ufffd", str(value)), quote=True)
+    """Escape any value for HTML text or a quoted attribute (lone surrogates become U+FFFD; the
+    line separators U+2028/2029 become character references, as in the page's JSON)."""
+    text = html.escape(_SURROGATE.sub("\ufffd", str(value)), quote=True)
+    return text.replace("\u2028", "&#x2028;").replace("\u2029", "&#x2029;")
 
 
 def _num(value: float | None) -> str:

@@ -268,6 +268,8 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
     for pname, spec in raw["pairs"].items():
         if not isinstance(spec, dict) or "policy" not in spec or "reference" not in spec:
             raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
+        if not pname.isprintable():  # the name is shown in progress bars and reports
+            raise ConfigError(f"{path}: pair names must be printable. Got {pname!r} instead.")
         beta_value = spec.get("beta", 1.0)
         if isinstance(beta_value, bool) or not isinstance(beta_value, (int, float)):
             raise ConfigError(f"{path}: pairs.{pname}.beta must be a number. Got {beta_value!r} instead.")
