@@ -279,7 +279,8 @@ PAIR_CASES: list[Case] = [
         ("beta-bool", _pairs(beta=True), "beta must be a number"),
         ("beta-list", _pairs(beta=[0.1]), "beta must be a number"),
         ("dtype-number", _pairs(dtype=16), "dtype must be a string"),
-        ("name-escape", _j({"pairs": {"p\x1b[2J": {"policy": "{policy}", "reference": "{reference}"}}}), "printable"),
+        ("name-escape", _j({"pairs": {"p\x1b[2J": {"policy": "{policy}", "reference": "{reference}"}}, "default": "p\x1b[2J"}),
+         "printable"),
         ("agents-list", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": ["p"]}), "'agents' must map"),
         ("agents-value-list", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": {"*": ["p"]}}), "'agents' must map"),
         ("agents-unknown-pair", _j({"pairs": {"p": {"policy": "{policy}", "reference": "{reference}"}}, "agents": {"*": "q"}}), "not among"),
@@ -381,7 +382,8 @@ REPORT_CASES: list[Case] = [
 _PAIR = ("--policy", "{policy}", "--reference", "{reference}")
 _UNDER_FILE = {**LOG, "file": "x"}
 _EVAL_DATA = {"runs.jsonl": _j({"messages": GOOD_CHAT, "mistake_step": 2, "mistake_agent": "solver"}) + "\n"}
-_EVAL = ("eval", "--dataset", "{tmp}/runs.jsonl", "--no-cache", "--bootstrap", "0", "-q", *_PAIR)
+_EVAL = ("eval", "--dataset", "{tmp}/runs.jsonl", "--no-cache", "--bootstrap", "0", "-q", "--aggregate", "sum",
+         "--ranker", "most-negative", *_PAIR)
 
 OUTPUT_CASES: list[Case] = [
     Case("out-json-is-folder", ("diagnose", "{tmp}/log.json", *_PAIR, "--json", "{tmp}"), "is a directory", LOG, names="--json"),
