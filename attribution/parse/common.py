@@ -125,7 +125,7 @@ def tool_call_text(name: str, arguments: Any) -> str:
         try:
             json.loads(arguments)
             args = arguments.strip()
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # too deeply nested: kept as a string too
             args = json.dumps(arguments, ensure_ascii=False)
     else:
         args = json.dumps(arguments, ensure_ascii=False)

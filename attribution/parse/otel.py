@@ -554,6 +554,8 @@ def _json(value: Any, span: _Span, source: str, what: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as err:
         raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=f"{err.msg} at column {err.colno}") from err
+    except RecursionError:
+        raise InputError(span.where(source), f"'{what}' to hold JSON messages", got="too deeply nested JSON") from None
 
 
 def _group(attrs: dict[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
@@ -805,7 +807,7 @@ def _llm_messages(span: _Span, source: str) -> tuple[list[_Msg], list[_Msg] | No
         raw = a["output.value"]
         try:
             doc = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             doc = None
         outs = (_langfuse_messages(doc, span, source, "output") if isinstance(doc, dict) and "choices" in doc
                 else [_Msg("assistant", raw)])
@@ -853,7 +855,7 @@ def _langgraph_node(span: _Span) -> str | None:
     if isinstance(meta, str):
         try:
             meta = json.loads(meta)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
     node = meta.get("langgraph_node") if isinstance(meta, dict) else None
     return node if isinstance(node, str) and node == span.name else None

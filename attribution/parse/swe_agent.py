@@ -125,7 +125,7 @@ def _run_id(value: dict, source: str) -> str:
     if isinstance(config, str):
         try:
             config = json.loads(config)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             config = None
     ps = config.get("problem_statement") if isinstance(config, dict) else None
     if isinstance(ps, dict) and isinstance(ps.get("id"), str) and ps["id"]:

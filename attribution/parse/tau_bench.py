@@ -316,7 +316,7 @@ def _react_tool(text: str) -> str | None:
         return None
     try:
         action = json.loads(text.split("Action:")[-1].strip())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     name = action.get("name") if isinstance(action, dict) else None
     return name if isinstance(name, str) and name and name != "respond" else None

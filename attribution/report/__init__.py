@@ -120,6 +120,11 @@ def _check_fields(raw: dict[str, Any], path: Path) -> None:
     need(bool(top) and all(_is_int(i) for i in top), "top", "a non-empty list of step indices", top)
     need(len(set(top)) == len(top) and all(i in scored for i in top), "top", "distinct scored steps", top)
     need(top[0] == culprit, None, f"'top' to start with the culprit step {culprit}", top)
+    need(isinstance(raw.get("format", ""), str), "format", "a string", raw.get("format"))
+    ranking = raw.get("ranking", [])
+    need(isinstance(ranking, list) and all(_is_int(i) and i in scored for i in ranking) and len(set(ranking)) == len(ranking),
+         "ranking", "a list of distinct scored steps", ranking)
+    need(not ranking or ranking[0] == culprit, None, f"'ranking' to start with the culprit step {culprit}", ranking)
 
     for name, pair in raw["checkpoints"].items():
         need(isinstance(pair, dict), f"checkpoints.{name}", "an object", pair)
