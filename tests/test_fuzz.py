@@ -159,7 +159,7 @@ READER_CASES: dict[str, list[Case]] = {
              {"r.json": _chat(success="no")}),
         Case("chat-tool-arguments-deep", ("diagnose", "{tmp}/r.json", "--run", "nosuch"), "a run with id 'nosuch'",
              {"r.json": _j([GOOD_CHAT[0], {"role": "assistant", "content": "x", "tool_calls": [
-                 {"id": "c1", "type": "function", "function": {"name": "f", "arguments": DEEP}}]}])}),
+                 {"id": "c1", "type": "function", "function": {"name": "f", "arguments": DEEP}}]}, GOOD_CHAT[2]])}),
         Case("chat-duplicate-run-ids", ("diagnose", "{tmp}/r.jsonl"), "distinct ids",
              {"r.jsonl": _j({"id": "a", "messages": GOOD_CHAT}) + "\n" + _j({"id": "a", "messages": GOOD_CHAT}) + "\n"}),
         Case("chat-several-runs", ("diagnose", "{tmp}/r.jsonl"), "one run",
