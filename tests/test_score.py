@@ -100,7 +100,8 @@ def test_batched_equals_unbatched(pair_dirs, monkeypatch, max_padding):
             assert x.ref_logps == pytest.approx(y.ref_logps, abs=1e-5)
             if x.kind == "action":
                 s, e = rendered.spans[x.index]
-                assert x.tokens == y.tokens == pair.tokenizer.batch_decode([[t] for t in rendered.input_ids[max(s, 1) : e]])
+                assert x.tokens == y.tokens and len(x.tokens) == e - max(s, 1)
+                assert "".join(x.tokens) == run.steps[x.index].content  # token texts clipped to the content
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -195,7 +196,8 @@ def test_chat_template_rendering_spans_are_exact(pair_dirs):
     assert rendered.mode == "chat_template"
     for step in run.steps:
         s, e = rendered.spans[step.index]
-        assert tok.decode(rendered.input_ids[s:e]) == step.content
+        assert "".join(rendered.pieces[step.index]) == step.content
+        assert tok.decode(rendered.input_ids[s:e]).strip() == step.content  # the first token holds the header's space
     text = tok.decode(rendered.input_ids)
     assert "assistant\n[Orchestrator]: " in text and "user\n[terminal]: " in text
     assert render_run(run, tok, chat_template=False).mode == "plain"
@@ -208,6 +210,29 @@ def test_chat_template_that_alters_text_is_refused(pair_dirs):
     tok.chat_template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}"
     with pytest.raises(ConfigError, match="altered the text of step 0.*--no-chat-template"):
         render_run(make_run(4), tok)
+
+
+def test_chat_template_that_trims_content_is_scored_on_the_trimmed_text(pair_dirs, tmp_path):
+    """A template with ``| trim`` (as many real ones) is located, not refused; the trimmed characters are scored."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pair_dirs[0])
+    tok.chat_template = "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] | trim }}</s>\n{% endfor %}"
+    base = make_run(6)
+    steps = [Step(s.index, s.agent, s.role, s.kind, ("  " if s.index % 2 else "") + s.content + " \n\n") for s in base.steps]
+    run = Run(steps, "trimmed")
+    rendered = render_run(run, tok)
+    for step in run.steps:
+        cs, ce = rendered.chars[step.index]
+        assert rendered.text[cs:ce] == step.content.rstrip()  # leading spaces follow the header, so they stay
+        assert "".join(rendered.pieces[step.index]) == step.content.rstrip()
+    import shutil
+
+    for side, src in zip(("policy", "reference"), pair_dirs):
+        shutil.copytree(src, tmp_path / side)
+        tok.save_pretrained(tmp_path / side)
+    got = Scorer(CheckpointPair.load(tmp_path / "policy", tmp_path / "reference"), chat_template=True).score(run)
+    assert all(len(s.logps) == len(rendered.pieces[s.index]) > 0 for s in got if s.kind == "action")
 
 
 def test_hub_id_fails_fast_offline(monkeypatch, pair_dirs):
@@ -243,3 +268,52 @@ def test_pair_config_file(pair_dirs, tmp_path):
     cfg.write_text(json.dumps({"pairs": {"a": {"policy": "x", "reference": "y"}}, "agents": {"W": "b"}}))
     with pytest.raises(ConfigError, match="names pair 'b'"):
         load_pair_config(cfg)
+
+
+# -- tokenisation at step boundaries ------------------------------------------------------------
+def _metaspace_tokenizer():
+    """A SentencePiece-style tokenizer (Metaspace pre-tokenizer, prefix space on the first word only)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from attribution.tiny import _CORPUS
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok.train_from_iterator(_CORPUS.splitlines() * 4 + ["[Orchestrator]: [WebSurfer]: [Assistant]: [terminal]:"], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "metaspace"])
+def test_step_tokens_equal_those_of_the_whole_text(kind):
+    """The run is encoded as one text; a step's tokens are the whole encoding's tokens over its content."""
+    from attribution.tiny import build_tokenizer
+
+    tok = build_tokenizer() if kind == "byte-level BPE" else _metaspace_tokenizer()
+    run = make_run(10)
+    text = "".join(f"[{s.agent}]: {s.content}\n\n" for s in run.steps)  # our own plain rendering
+    whole = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    rendered = render_run(run, tok, chat_template=False)
+    assert rendered.input_ids == [tok.bos_token_id] + whole["input_ids"]
+    at = 0
+    for step in run.steps:
+        cs = at + len(f"[{step.agent}]: ")
+        ce = cs + len(step.content)
+        at = ce + 2
+        # Rule: a token belongs to the step whose content holds its first content character.
+        want = [k for k, (a, b) in enumerate(whole["offset_mapping"]) if max(a, cs) < min(b, ce)]
+        s, e = rendered.spans[step.index]
+        assert [k + 1 for k in want] == list(range(s, e)) and e > s
+        assert "".join(rendered.pieces[step.index]) == step.content
+        first = tok.convert_ids_to_tokens(rendered.input_ids[s])
+        assert first[0] in ("\u0120", "\u2581")  # the straddling token (space + first word) is the step's
+
+
+def test_token_straddling_a_boundary_goes_to_the_step_holding_its_first_content_character():
+    from attribution.score.render import _token_owners
+
+    chars = {0: (5, 10), 1: (10, 14), 2: (20, 25)}
+    offsets = [(0, 4), (4, 7), (7, 10), (10, 12), (12, 16), (16, 21), (21, 25), (25, 27)]
+    assert _token_owners(offsets, chars) == [None, 0, 0, 1, 1, 2, 2, None]

@@ -166,10 +166,13 @@ class Scorer:
         from attribution.score.logprobs import output_head, realised_logprobs
 
         assignments = [self.assign(run) for run in runs]
-        by_pair: dict[tuple[str, str], CheckpointPair] = {}
+        # Pairs that load the same two models (same folders, dtype and device: one Checkpoint
+        # object each, see pairs._checkpoint) share forward passes; beta never is shared: each
+        # step takes its own pair's beta below.
+        by_pair: dict[tuple[int, int], CheckpointPair] = {}
         for a in assignments:
             for pair in a.values():
-                by_pair.setdefault(pair.key, pair)
+                by_pair.setdefault(_models_key(pair), pair)
 
         # (run idx, step idx) -> (token texts, policy logps, ref logps, beta, policy entropies)
         results: dict[tuple[int, int], tuple[list[str], list[float], list[float], float, list[float]]] = {}
@@ -182,7 +185,7 @@ class Scorer:
             # run idx -> [3, n_tokens]: policy log-prob, reference log-prob, policy entropy per position
             values: dict[int, torch.Tensor] = {}
             for r, run in enumerate(runs):
-                steps = [i for i, p in assignments[r].items() if p.key == key]
+                steps = [i for i, p in assignments[r].items() if _models_key(p) == key]
                 if not steps:
                     continue
                 rendered = render_run(run, tok, chat_template=self.chat_template)
@@ -225,7 +228,7 @@ class Scorer:
                     s, e = rendered.spans[i]
                     lo = max(s, 1)
                     a, b, ent_i = values[r][:, lo:e].tolist() if e > lo else ([], [], [])
-                    results[(r, i)] = (rendered.pieces[i][lo - s :], a, b, pair.beta, ent_i)
+                    results[(r, i)] = (rendered.pieces[i][lo - s :], a, b, assignments[r][i].beta, ent_i)
 
         out = []
         for r, run in enumerate(runs):
@@ -247,6 +250,11 @@ class Scorer:
                     entropies[step.index] = e
             out.append(ScoredRun(run, steps, lengths[r], entropies))
         return out
+
+
+def _models_key(pair: CheckpointPair) -> tuple[int, int]:
+    """Which two loaded models a pair runs: pairs with equal keys share forward passes."""
+    return (id(pair.policy), id(pair.reference))
 
 
 #: Most padding a window may carry in a batch, as a share of the batch's width: padding costs a
