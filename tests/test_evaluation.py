@@ -408,3 +408,32 @@ def test_eval_on_both_who_and_when_subsets(who_and_when, tiny_pair, tmp_path):
     warm = evaluate("who-and-when", data_dir=who_and_when, policy=str(tiny_pair[0]), reference=str(tiny_pair[1]),
                     cache_dir=tmp_path, n_boot=100)
     assert warm.timing["scored"] == 0 and warm.subsets == result.subsets
+
+
+def test_nan_step_never_ranks_first():
+    from attribution.rank import rank
+    from attribution.types import StepScore
+
+    steps = [StepScore(0, "a", "action", score=float("nan")), StepScore(1, "b", "action", score=-1.0),
+             StepScore(2, "a", "action", score=-0.5), StepScore(3, "b", "action", score=0.2)]
+    for ranker in ("most-negative", "lowest-total", "sharpest-drop"):
+        order = rank(steps, ranker)
+        assert order[0][0] != 0 and order[-1][0] == 0 and len(order) == 4
+        assert all(v == v for _, v in order[:-1])  # no NaN leaks into totals or drops
+
+
+def test_cross_validated_run_scores_are_rank_normalised_within_folds():
+    """Held-out run scores come from different settings per fold: they are pooled only as within-fold ranks."""
+    rng = np.random.default_rng(0)
+    runs = [run_of(6, mistake_step=int(rng.integers(0, 6)), mistake_agent="a0", success=bool(k % 2)) for k in range(20)]
+    table = {
+        ("sum", "most-negative"): [Prediction(int(rng.integers(0, 6)), "a0", [], float(1000 + rng.random())) for _ in runs],
+        ("mean", "most-negative"): [Prediction(int(rng.integers(0, 6)), "a0", [], float(rng.random())) for _ in runs],
+    }
+    sel = cross_validate(runs, table, folds=4, seed=0)
+    for f in range(sel.folds):
+        idx = [i for i, g in enumerate(sel.fold_of) if g == f]
+        got = sorted(sel.predictions[i].run_score for i in idx)
+        assert got == pytest.approx([(k + 0.5) / len(idx) for k in range(len(idx))])
+        raw = [table[sel.chosen[f]][i].run_score for i in idx]
+        assert np.argsort(raw).tolist() == np.argsort([sel.predictions[i].run_score for i in idx]).tolist()

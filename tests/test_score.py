@@ -317,3 +317,139 @@ def test_token_straddling_a_boundary_goes_to_the_step_holding_its_first_content_
     chars = {0: (5, 10), 1: (10, 14), 2: (20, 25)}
     offsets = [(0, 4), (4, 7), (7, 10), (10, 12), (12, 16), (16, 21), (21, 25), (25, 27)]
     assert _token_owners(offsets, chars) == [None, 0, 0, 1, 1, 2, 2, None]
+
+
+# -- beta and dtype per pair ----------------------------------------------------------------------
+def _two_pair_config(tmp_path, pair_dirs, second):
+    import json
+
+    from attribution.score import load_pair_config
+
+    cfg = tmp_path / "pairs.json"
+    cfg.write_text(json.dumps({
+        "pairs": {
+            "a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": 0.1},
+            "b": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), **second},
+        },
+        "agents": {"WebSurfer": "b"},
+        "default": "a",
+    }))
+    return cfg, load_pair_config(cfg)
+
+
+def test_pairs_sharing_folders_keep_their_own_beta(pair_dirs, tmp_path):
+    """Two pairs on the same folders, beta 0.1 and 2.0: each step takes its own pair's beta (diagnose and eval agree)."""
+    from attribution import diagnose
+    from attribution.evaluation.cache import ScoreCache, scoring_key
+    from attribution.evaluation.evaluator import _load_scores
+
+    cfg, config = _two_pair_config(tmp_path, pair_dirs, {"beta": 2.0})
+    run = make_run(8)
+    scorer = Scorer(config, entropy=True)
+    steps = scorer.score(run)
+    single = Scorer(CheckpointPair.load(*pair_dirs, beta=1.0)).score(run)
+    for st, one in zip(steps, single):
+        if st.kind != "action":
+            continue
+        want = 2.0 if st.agent == "WebSurfer" else 0.1
+        assert st.beta == want
+        assert st.ratios == pytest.approx([want * r for r in one.ratios], abs=1e-5)
+    d = diagnose(run, pairs=cfg, aggregate="sum")
+    cache = ScoreCache(None, scoring_key(scorer))
+    got = _load_scores(scorer, cache, run)  # what eval ranks
+    by_index = {s.index: s for s in d.steps}
+    for st in got.steps:
+        if st.logps:
+            assert sum(st.ratios) == pytest.approx(by_index[st.index].score, abs=1e-4)
+
+
+def test_pairs_sharing_folders_keep_their_own_dtype(pair_dirs, tmp_path):
+    _, config = _two_pair_config(tmp_path, pair_dirs, {"beta": 0.1, "dtype": "bfloat16"})
+    run = make_run(8)
+    steps = Scorer(config).score(run)
+    f32 = Scorer(CheckpointPair.load(*pair_dirs, beta=0.1)).score(run)
+    b16 = Scorer(CheckpointPair.load(*pair_dirs, beta=0.1, dtype="bfloat16")).score(run)
+    web = [i for i, s in enumerate(steps) if s.agent == "WebSurfer" and s.logps]
+    other = [i for i, s in enumerate(steps) if s.agent != "WebSurfer" and s.logps]
+    assert web and other
+    for i in web:
+        assert steps[i].logps == pytest.approx(b16[i].logps, abs=1e-6)
+    for i in other:
+        assert steps[i].logps == pytest.approx(f32[i].logps, abs=1e-6)
+    assert any(steps[i].logps != pytest.approx(f32[i].logps, abs=1e-6) for i in web)  # bf16 really differs
+
+
+@pytest.mark.parametrize("beta", [0, -1.0, float("nan"), float("inf"), True])
+def test_beta_is_validated_on_every_path(pair_dirs, tmp_path, beta):
+    import json
+
+    from attribution.diagnoser import make_scorer
+    from attribution.score import load_pair_config
+
+    with pytest.raises(ConfigError, match=r"The 'beta' parameter of pair 'default' must be a finite positive number"):
+        CheckpointPair.load(*pair_dirs, beta=beta)
+    if beta is not True:
+        with pytest.raises(ConfigError, match="'beta' parameter of pair 'world'"):
+            make_scorer(beta=beta)  # the embedded default pair, with --beta
+    cfg = tmp_path / "pairs.json"
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": beta}}}))
+    with pytest.raises(ConfigError, match=r"pairs.json: The 'beta' parameter of pair 'a'"):
+        load_pair_config(cfg)
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": "0.1"}}}))
+    with pytest.raises(ConfigError, match=r"pairs.json: The 'beta' parameter of pair 'a'.*Got '0.1'"):
+        load_pair_config(cfg)
+
+
+# -- precision, entropy, windows --------------------------------------------------------------------
+def test_half_precision_head_runs_in_fp32(pair_dirs):
+    from transformers import AutoModelForCausalLM
+
+    from attribution.score.logprobs import OutputHead, realised_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(pair_dirs[0], dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40)  # large logits, as in real models: bf16 rounding of them is visible
+    head = OutputHead(model)
+    assert head.split
+    ids = torch.randint(3, 200, (2, 30))
+    mask = torch.ones_like(ids)
+    rows, cols = torch.tensor([0, 0, 1, 1]), torch.tensor([3, 17, 5, 29])
+    got = realised_logprobs(head, ids, mask, rows, cols)
+    with torch.no_grad():
+        hidden = head.trunk(ids, None)[rows, cols - 1]  # bf16 trunk
+        want = torch.log_softmax(hidden.float() @ model.lm_head.weight.float().T, -1)[torch.arange(4), ids[rows, cols]]
+        rounded = torch.log_softmax(model.lm_head(hidden).float(), -1)[torch.arange(4), ids[rows, cols]]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert (rounded - want).abs().max() > 1e-3  # the bf16 head would have moved them
+
+
+def test_entropy_ignores_minus_inf_logits():
+    from attribution.score.logprobs import entropy_from_logits
+
+    logits = torch.tensor([[0.0, 0.0, float("-inf"), float("-inf")]])
+    got = entropy_from_logits(logits)
+    assert torch.isfinite(got).all()
+    assert float(got[0]) == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-6)
+
+
+def test_window_is_the_smaller_of_the_two_models(pair_dirs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    short = AutoModelForCausalLM.from_pretrained(pair_dirs[1])
+    short.config.max_position_embeddings = 48
+    short.save_pretrained(tmp_path / "short")
+    AutoTokenizer.from_pretrained(pair_dirs[1]).save_pretrained(tmp_path / "short")
+    pair = CheckpointPair.load(pair_dirs[0], tmp_path / "short")  # policy 96, reference 48
+    assert Scorer(pair).window_for(pair) == (48, 12)
+    with pytest.raises(ConfigError, match="smaller of its two models.*48. Got 96"):
+        Scorer(pair, window=96).window_for(pair)
+
+
+def test_model_without_position_limit_needs_a_window(pair_dirs, monkeypatch):
+    import attribution.score.scorer as scorer_module
+
+    pair = CheckpointPair.load(*pair_dirs)
+    monkeypatch.setattr(scorer_module, "_context_length", lambda model: None)  # e.g. a state-space model
+    with pytest.raises(ConfigError, match="gives no context length.*--window"):
+        Scorer(pair).score(make_run(4))
+    assert any(s.logps for s in Scorer(pair, window=64).score(make_run(4)))

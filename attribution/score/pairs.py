@@ -26,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,14 +180,16 @@ class CheckpointPair:
     _checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
-            raise ConfigError(f"beta must be a positive number. Got {self.beta!r} instead.")
+        ok = isinstance(self.beta, (int, float)) and not isinstance(self.beta, bool) and math.isfinite(self.beta) and self.beta > 0
+        if not ok:
+            raise ConfigError(f"The 'beta' parameter of pair {self.name!r} must be a finite positive number. Got {self.beta!r} instead.")
+        self.beta = float(self.beta)
 
     @classmethod
     def load(
         cls, policy: str, reference: str, beta: float = 1.0, *, name: str = "default", dtype: str = "float32", device: str = "cpu"
     ) -> "CheckpointPair":
-        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), float(beta), name)
+        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), beta, name)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -263,14 +266,19 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
     for pname, spec in raw["pairs"].items():
         if not isinstance(spec, dict) or "policy" not in spec or "reference" not in spec:
             raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
-        pairs[pname] = CheckpointPair.load(
-            resolve(spec["policy"], f"pairs.{pname}.policy"),
-            resolve(spec["reference"], f"pairs.{pname}.reference"),
-            spec.get("beta", 1.0),
-            name=pname,
-            dtype=spec.get("dtype", dtype),
-            device=device,
-        )
+        try:
+            pairs[pname] = CheckpointPair.load(
+                resolve(spec["policy"], f"pairs.{pname}.policy"),
+                resolve(spec["reference"], f"pairs.{pname}.reference"),
+                spec.get("beta", 1.0),
+                name=pname,
+                dtype=spec.get("dtype", dtype),
+                device=device,
+            )
+        except ConfigError as err:
+            if str(err).startswith(str(path)):
+                raise
+            raise ConfigError(f"{path}: {err}") from None
     agents = raw.get("agents", {})
     if not isinstance(agents, dict):
         raise ConfigError(f"{path}: 'agents' must map agent names or globs to pair names")

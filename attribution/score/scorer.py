@@ -20,7 +20,7 @@ from attribution.score.pairs import CheckpointPair, PairConfig
 from attribution.score.render import render_run
 from attribution.types import Run, StepScore
 
-__all__ = ["Window", "plan_windows", "Scorer", "ScoredRun"]
+__all__ = ["Window", "plan_windows", "Scorer", "ScoredRun", "check_beta"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,28 @@ class ScoredRun:
     entropies: dict[int, list[float]] = field(default_factory=dict)
 
 
-def _model_window(pair: CheckpointPair) -> int:
-    cfg = pair.policy.model.config
+def _context_length(model: Any) -> int | None:
+    """The model's position limit from its config, or None when it has none (e.g. a state-space model)."""
+    cfg = model.config
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         v = getattr(cfg, attr, None)
-        if isinstance(v, int) and v > 0:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
-    raise ConfigError(f"{pair.policy.name}: cannot tell the model's context length; pass window=")
+    return None
+
+
+def _model_window(pair: CheckpointPair) -> int | None:
+    """The smaller of the two models' context lengths (None when neither has a limit)."""
+    limits = [n for n in (_context_length(pair.policy.model), _context_length(pair.reference.model)) if n is not None]
+    return min(limits) if limits else None
+
+
+def check_beta(beta: Any, where: str) -> float:
+    """``beta`` as a float, or a one-line ConfigError unless it is a finite positive number."""
+    ok = isinstance(beta, (int, float)) and not isinstance(beta, bool) and math.isfinite(beta) and beta > 0
+    if not ok:
+        raise ConfigError(f"The 'beta' parameter of {where} must be a finite positive number. Got {beta!r} instead.")
+    return float(beta)
 
 
 class Scorer:
@@ -117,6 +132,8 @@ class Scorer:
         entropy: bool = False,
     ):
         self.pairs = PairConfig.single(pairs) if isinstance(pairs, CheckpointPair) else pairs
+        for name, pair in self.pairs.pairs.items():  # every path (default pair, --pairs, --beta) ends here
+            check_beta(pair.beta, f"pair {name!r}")
         self.window = window
         self.min_context = min_context
         self.chat_template = chat_template
@@ -128,9 +145,16 @@ class Scorer:
     # -- settings -------------------------------------------------------------------------
     def window_for(self, pair: CheckpointPair) -> tuple[int, int]:
         limit = _model_window(pair)
+        if limit is None and self.window is None:
+            raise ConfigError(
+                f"{pair.policy.name}: the model's config gives no context length; pass the window to score with (--window)"
+            )
         window = self.window or limit
-        if window > limit:
-            raise ConfigError(f"window must be at most the model's context length {limit}. Got {window} instead.")
+        if limit is not None and window > limit:
+            raise ConfigError(
+                f"window must be at most the context length of pair {pair.name!r} (the smaller of its two models), {limit}. "
+                f"Got {window} instead."
+            )
         min_context = max(1, window // 4) if self.min_context is None else self.min_context
         return window, min_context
 
