@@ -437,3 +437,111 @@ def test_cross_validated_run_scores_are_rank_normalised_within_folds():
         assert got == pytest.approx([(k + 0.5) / len(idx) for k in range(len(idx))])
         raw = [table[sel.chosen[f]][i].run_score for i in idx]
         assert np.argsort(raw).tolist() == np.argsort([sel.predictions[i].run_score for i in idx]).tolist()
+
+
+# -- cache key and validated reads ------------------------------------------------------------------
+def _fresh_pair(policy, reference, **kw):
+    from attribution.score.pairs import Checkpoint, CheckpointPair
+
+    return CheckpointPair(Checkpoint(str(policy), **kw), Checkpoint(str(reference), **kw), 1.0)
+
+
+def test_cache_key_follows_full_weights_tokenizer_files_and_settings(tiny_pair, tmp_path, monkeypatch):
+    import shutil
+
+    from attribution.evaluation.cache import scoring_key
+    from attribution.score import Scorer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pol, ref = tmp_path / "policy", tmp_path / "reference"
+    shutil.copytree(tiny_pair[0], pol)
+    shutil.copytree(tiny_pair[1], ref)
+    shard = pol / "model-extra.safetensors"  # a large shard: a change in its middle must change the key
+    shard.write_bytes(bytes(40 << 20))
+
+    def key(**kw):
+        scorer_kw = {k: kw.pop(k) for k in ("window", "min_context", "chat_template") if k in kw}
+        return json.dumps(scoring_key(Scorer(_fresh_pair(pol, ref, **kw), **scorer_kw)), sort_keys=True)
+
+    k0 = key()
+    assert key() == k0  # stable
+    with shard.open("r+b") as fh:
+        fh.seek(20 << 20)
+        fh.write(b"\x01")
+    k1 = key()
+    assert k1 != k0
+    tj = json.loads((ref / "tokenizer.json").read_text())
+    tj["model"]["merges"] = tj["model"]["merges"][:-1]  # same vocabulary, one merge fewer
+    (ref / "tokenizer.json").write_text(json.dumps(tj))
+    k2 = key()
+    assert k2 != k1
+    variants = {key(dtype="bfloat16"), key(device="cuda:0"), key(window=64), key(min_context=8), key(chat_template=False)}
+    assert k2 not in variants and len(variants) == 5
+    import attribution.score.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "SCORING_VERSION", "test")
+    assert key() != k2
+
+
+def test_full_content_hash_is_memoised_by_path_size_mtime_inode(tmp_path, monkeypatch):
+    from attribution.score.pairs import file_sha256
+
+    f, memo = tmp_path / "w.bin", tmp_path / "memo.json"
+    f.write_bytes(b"abc" * 1000)
+    first = file_sha256(f, memo)
+    reads = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: reads.append(self) or real_open(self, *a, **k))
+    assert file_sha256(f, memo) == first and f not in reads  # memo hit: the file is not read again
+    f.write_bytes(b"abd" * 1000)  # new content, new mtime
+    assert file_sha256(f, memo) != first and f in reads
+
+
+def _corrupt(kind, path, cache, run):
+    from attribution.evaluation.cache import _checksum
+
+    if kind == "folder":
+        path.unlink()
+        path.mkdir()
+        (path / "x").write_text("x")
+        return
+    data = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+        return
+    if kind == "crc":
+        with np.load(path) as z:
+            body = z["logps"].tobytes()
+        at = data.index(body) + len(body) // 2
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+        return
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in ("steps", "offsets", "logps", "ref_logps", "entropy")}
+        meta = json.loads(str(z["meta"]))
+    if kind == "nan":
+        arrays["logps"][0] = np.nan
+    elif kind == "length":
+        arrays["ref_logps"] = arrays["ref_logps"][:-1]
+    meta["sha256"] = _checksum(arrays)  # a consistent file with wrong numbers: only the content checks catch it
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, meta=np.asarray(json.dumps(meta)))
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("kind", ["truncated", "crc", "nan", "length", "folder"])
+def test_bad_cache_entry_is_recomputed_and_counted(tiny_pair, tmp_path, kind):
+    from attribution.evaluation import evaluate
+    from attribution.evaluation.cache import ScoreCache
+
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), folds=2, n_boot=0, cache_dir=tmp_path / "c")
+    clean = evaluate(runs, **kw)
+    folder = Path(clean.settings["cache"]["dir"])
+    cache = ScoreCache(tmp_path / "c", json.loads((folder / "key.json").read_text()))
+    _corrupt(kind, cache.path(runs[1]), cache, runs[1])
+    again = evaluate(runs, **kw)
+    assert again.timing["bad_cache_entries"] == 1 and again.timing["scored"] == 1 and again.timing["from_cache"] == len(runs) - 1
+    assert again.runs == clean.runs  # the bad entry was never used
+    assert evaluate(runs, **kw).timing["bad_cache_entries"] == 0  # rewritten whole

@@ -64,7 +64,8 @@ class EvalResult:
     grid : dict, subset -> ``"aggregate/ranker"`` -> :class:`MethodResult` (each a fixed setting)
     selection : dict or None, how the setting was chosen (None when it was fixed)
     runs : list of dict, per run: labels, fold and each method's prediction
-    timing : dict, wall seconds and how many runs were scored or read from the cache
+    timing : dict, wall seconds, how many runs were scored or read from the cache, and how many
+        cache entries were found invalid and scored again (``bad_cache_entries``)
     """
 
     settings: dict[str, Any]
@@ -313,7 +314,8 @@ def evaluate(
         "cache": {"dir": str(cache.folder) if cache.folder is not None else None, "setup": cache.digest},
         "group_size": group_size,
     }
-    timing = {**stats, "total_s": round(time.perf_counter() - t0, 3)}
+    # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
+    timing = {**stats, "bad_cache_entries": len(cache.bad), "total_s": round(time.perf_counter() - t0, 3)}
     return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing)
 
 

@@ -84,6 +84,9 @@ def format_table(result: EvalResult, *, ci: bool = True) -> str:
         lines.append(f"selection: {result.selection['method']} (seed {result.selection['seed']}); chosen: {counts}")
     if any(m.in_sample for ms in result.subsets.values() for m in ms.values()):
         lines.append(f"{FLAG} setting chosen on these same runs: optimistic, not a held-out estimate")
+    bad = result.timing.get("bad_cache_entries", 0)
+    if bad:
+        lines.append(f"{bad} invalid score-cache entries were found, not used, and scored again")
     lines.append("accuracies in %, [bootstrap 95% interval]; |err| = mean absolute step error; step match is exact")
     return "\n".join(lines)
 
@@ -143,7 +146,8 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
         rows = [[m.name + (f" {FLAG}" if m is best else "")] + [_fmt(k)(m.metrics[k].value) for k in keys] for m in rows_.values()]
         md += _md_table(["aggregate/ranker", "agent acc", "step acc", "±1", "top-3", _md_header("|err|")], rows) + [""]
     t = result.timing
-    md += ["## Timing", "", f"{t.get('runs')} distinct runs: {t.get('scored')} scored, {t.get('from_cache')} read from the cache; "
+    md += ["## Timing", "", f"{t.get('runs')} distinct runs: {t.get('scored')} scored, {t.get('from_cache')} read from the cache "
+           f"({t.get('bad_cache_entries', 0)} invalid cache entries scored again); "
            f"scoring {t.get('scoring_s')} s, total {t.get('total_s')} s.", ""]
     return "\n".join(md)
 

@@ -20,7 +20,12 @@ from attribution.score.pairs import CheckpointPair, PairConfig
 from attribution.score.render import render_run
 from attribution.types import Run, StepScore
 
-__all__ = ["Window", "plan_windows", "Scorer", "ScoredRun", "check_beta"]
+__all__ = ["SCORING_VERSION", "Window", "plan_windows", "Scorer", "ScoredRun", "check_beta"]
+
+#: Version of the numbers this code produces; part of the score cache's key. Bump it with any
+#: change of rendering, tokenisation or log-prob computation that moves a score.
+#: 2: the run is encoded once (offsets map tokens to steps); fp32 output head for half weights.
+SCORING_VERSION = "2"
 
 
 @dataclass(frozen=True)
