@@ -32,35 +32,52 @@ def make_run(n_steps=12, seed=0, run_id="r"):
 
 
 def naive_scores(run, pair, window, min_context):
-    """Re-encode each step's context from scratch, one forward pass per (step, context start)."""
+    """Independent of the code under test: its own rendering, token-to-step rule and windows.
+
+    The text is ``[agent]: content`` plus a blank line per step, encoded once with a leading
+    BOS; a token belongs to the step whose content holds its first content character. Token
+    ``p`` sees tokens from 0 while ``p < window``, else from ``k * stride`` with
+    ``k = (p - window) // stride + 1`` (``stride = window - min_context``): the start of the
+    latest window that still holds ``p`` at least ``min_context`` tokens in. One forward pass
+    per scored token, from scratch.
+    """
     tok = pair.tokenizer
-    rendered = render_run(run, tok)
-    ids = rendered.input_ids
-    plan = plan_windows(len(ids), window, min_context)
-    start_of = {p: w.start for w in plan for p in range(w.lo, w.hi)}
+    text, bounds = "", {}
+    for step in run.steps:
+        text += f"[{step.agent}]: "
+        bounds[step.index] = (len(text), len(text) + len(step.content))
+        text += step.content + "\n\n"
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = [tok.bos_token_id] + list(enc["input_ids"])
+    offsets = [(0, 0)] + [tuple(o) for o in enc["offset_mapping"]]
+    stride = window - min_context
     out = {}
     for step in run.steps:
         if not step.is_action:
             continue
-        s, e = rendered.spans[step.index]
+        cs, ce = bounds[step.index]
         lp, ref = [], []
-        for p in range(s, e):
-            c = start_of[p]
+        for p in range(1, len(ids)):
+            a, b = offsets[p]
+            if not (max(a, cs) < min(b, ce) and not any(max(a, s) < min(b, e) and s < cs for s, e in bounds.values())):
+                continue
+            c = 0 if p < window else ((p - window) // stride + 1) * stride
+            assert p - c + 1 <= window and (c == 0 or p - c >= min_context)
             x = torch.tensor([ids[c : p + 1]])
             for model, acc in ((pair.policy.model, lp), (pair.reference.model, ref)):
                 logits = model(input_ids=x).logits[0, -2].detach().double()
                 acc.append(float(torch.log_softmax(logits, -1)[ids[p]]))
         out[step.index] = (lp, ref)
-    return out, plan
+    return out, -(-(len(ids) - window) // stride) + 1 if len(ids) > window else 1
 
 
 @pytest.mark.parametrize("window,min_context", [(96, 24), (40, 10), (32, 1)])
 def test_one_pass_equals_naive_per_step(pair_dirs, window, min_context):
     pair = CheckpointPair.load(*pair_dirs, beta=0.3)
     run = make_run()
-    naive, plan = naive_scores(run, pair, window, min_context)
+    naive, n_windows = naive_scores(run, pair, window, min_context)
     if window < 96:
-        assert len(plan) > 2, "the run must cross several window boundaries"
+        assert n_windows > 2, "the run must cross several window boundaries"
     scores = Scorer(pair, window=window, min_context=min_context, max_batch_tokens=window * 3).score(run)
     for st in scores:
         if st.kind != "action":
