@@ -65,6 +65,20 @@ def _n(methods: dict[str, MethodResult]) -> str:
     return f"{first['step_accuracy_score'].n} runs with a step label, {first['agent_accuracy_score'].n} with an agent label"
 
 
+def _signed(m: Metric) -> str:
+    """A paired difference in percentage points, signed, with its interval."""
+    if m.value is None:
+        return "—"
+    f = lambda x: f"{100 * x:+.2f}"  # noqa: E731
+    return f(m.value) + (f" [{f(m.low)}, {f(m.high)}]" if m.low is not None else "")
+
+
+def _difference_rows(result: EvalResult, subset: str) -> list[tuple[str, str, str]]:
+    """(baseline, step acc difference, agent acc difference) rows of one subset."""
+    return [(b, _signed(d["step_accuracy_score"]), _signed(d["agent_accuracy_score"]))
+            for b, d in result.differences.get(subset, {}).items()]
+
+
 def format_table(result: EvalResult, *, ci: bool = True) -> str:
     """The terminal table: one block per subset, one row per method (intervals on the two accuracies)."""
     lines = []
@@ -78,6 +92,8 @@ def format_table(result: EvalResult, *, ci: bool = True) -> str:
         lines.append("  ".join(h.ljust(widths[0]) if j == 0 else h.rjust(widths[j]) for j, h in enumerate(head)))
         for r in rows:
             lines.append("  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(r)))
+        for b, step, agent in _difference_rows(result, subset):
+            lines.append(f"  {result.attribution_method} − {b}: step acc {step}, agent acc {agent} (paired, points)")
         lines.append("")
     if result.selection:
         counts = ", ".join(f"{k} ×{v}" for k, v in result.selection["chosen_counts"].items())
@@ -135,6 +151,11 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
         md += [f"### {subset}", "", f"{_n(methods)}.", ""]
         rows = [[_label(m)] + [_cell(k, m.metrics[k], True) for k, _ in _COLUMNS] + [m.note] for m in methods.values()]
         md += _md_table(["method"] + [_md_header(h) for _, h in _COLUMNS] + ["note"], rows) + [""]
+        diffs = _difference_rows(result, subset)
+        if diffs:
+            md += [f"Paired bootstrap differences, `{result.attribution_method}` minus each structural floor, in "
+                   "percentage points [95% interval]:", ""]
+            md += _md_table(["baseline", "step acc difference", "agent acc difference"], [list(r) for r in diffs]) + [""]
         for kind, rel in (figures or {}).get(subset, {}).items():
             md += [f"![{kind} ({subset})]({rel})", ""]
     md += ["## Every setting", "", f"Each row is one fixed aggregation/ranker over all runs of the subset. Picking the best row "
