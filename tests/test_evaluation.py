@@ -365,7 +365,13 @@ def test_killed_evaluation_resumes_without_rescoring(tiny_pair, tmp_path, monkey
     forward, scored = [], []
     real_lp, real_score_many = lp.realised_logprobs, Scorer.score_many
     monkeypatch.setattr(lp, "realised_logprobs", lambda *a, **k: forward.append(1) or real_lp(*a, **k))
-    monkeypatch.setattr(Scorer, "score_many", lambda self, runs: scored.extend(r.content_hash() for r in runs) or real_score_many(self, runs))
+
+    def counting(self, runs):  # the trained pair's scoring only (the null pair has its own cache, scored once here)
+        if not any(p.policy.id.startswith("null:") for p in self.pairs.pairs.values()):
+            scored.extend(r.content_hash() for r in runs)
+        return real_score_many(self, runs)
+
+    monkeypatch.setattr(Scorer, "score_many", counting)
 
     resumed = tmp_path / "resumed.json"
     res = CliRunner().invoke(main, [*args, "--json", str(resumed)])
@@ -545,3 +551,60 @@ def test_bad_cache_entry_is_recomputed_and_counted(tiny_pair, tmp_path, kind):
     assert again.timing["bad_cache_entries"] == 1 and again.timing["scored"] == 1 and again.timing["from_cache"] == len(runs) - 1
     assert again.runs == clean.runs  # the bad entry was never used
     assert evaluate(runs, **kw).timing["bad_cache_entries"] == 0  # rewritten whole
+
+
+# -- structural floors ------------------------------------------------------------------------------
+def test_longest_action_step_baseline():
+    from attribution.types import StepScore
+
+    run = run_of(5, mistake_step=1, kinds=["action", "action", "observation", "action", "action"])
+    steps = [StepScore(i, s.agent, s.kind, logps=[0.0] * n, ref_logps=[0.0] * n)
+             for i, (s, n) in enumerate(zip(run.steps, [3, 7, 0, 7, 2]))]
+    p = bl.longest_action(run, steps)
+    assert p.step == 1 and p.ranking == [1, 3, 0, 4]  # most tokens first, earlier step on a tie; never an observation
+
+
+def test_eval_reports_structural_floors_with_paired_differences(tiny_pair, tmp_path):
+    from attribution.evaluation import evaluate
+    from attribution.evaluation.report import format_table, render_markdown
+
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(6, 2, seed=4)))
+    kw = dict(policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), folds=2, n_boot=50, cache_dir=tmp_path)
+    res = evaluate(runs, **kw)
+    for subset, methods in res.subsets.items():
+        assert {bl.LONGEST, bl.NULL_PAIR} <= set(methods)
+        d = res.differences[subset]
+        assert set(d) == {bl.LONGEST, bl.NULL_PAIR}
+        for b in d:
+            ours = methods[res.attribution_method].metrics["step_accuracy_score"].value
+            theirs = methods[b].metrics["step_accuracy_score"].value
+            m = d[b]["step_accuracy_score"]
+            assert m.value == pytest.approx(ours - theirs) and m.low <= m.value <= m.high
+    js = json.loads(res.to_json())
+    assert js["differences"]["all"][bl.NULL_PAIR]["agent_accuracy_score"]["n"] == 6
+    assert js["settings"]["null_pair"]["seeds"] == list(bl.NULL_SEEDS)
+    assert all(bl.NULL_PAIR in r["predictions"] and bl.LONGEST in r["predictions"] for r in js["runs"])
+    assert f"− {bl.NULL_PAIR}: step acc" in format_table(res) and f"| {bl.LONGEST} |" in render_markdown(res)
+    # fixed seeds: the null pair's numbers are the same in a fresh process-free rerun without the cache
+    again = evaluate(runs, **{**kw, "cache_dir": tmp_path / "other"})
+    assert [r["predictions"][bl.NULL_PAIR] for r in again.runs] == [r["predictions"][bl.NULL_PAIR] for r in res.runs]
+    assert res.settings["null_pair"]["cache_setup"] != res.settings["cache"]["setup"]
+
+
+def test_null_pair_is_untrained_with_the_pairs_architecture_and_tokenizer(tiny_pair):
+    from attribution.score import CheckpointPair, Scorer
+
+    pair = CheckpointPair.load(*tiny_pair, beta=0.3)
+    null = bl.null_scorer(Scorer(pair)).pairs.pairs["default"]
+    assert null.beta == 0.3 and null.tokenizer is pair.tokenizer
+    assert type(null.policy.model) is type(pair.policy.model) and null.policy.model.config.to_dict() == pair.policy.model.config.to_dict()
+    w = [m.get_output_embeddings().weight for m in (null.policy.model, null.reference.model, pair.policy.model)]
+    assert not torch_equal(w[0], w[1]) and not torch_equal(w[0], w[2])
+    again = bl.null_scorer(Scorer(pair)).pairs.pairs["default"]
+    assert torch_equal(again.policy.model.get_output_embeddings().weight, w[0])  # fixed seeds
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
