@@ -608,3 +608,18 @@ def torch_equal(a, b):
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_readme_example_is_drawn_by_a_fixed_rule_whatever_the_verdict():
+    """The first non-lucky failure in file order, even when the trained pair gets it wrong."""
+    from attribution.world.results import Scored, _culprit, pick_example
+
+    def scored(rid, lucky, pa, ref):
+        msgs = [{"role": "user", "content": "t"}] + [{"role": "assistant", "name": "a", "content": "x"}] * 2
+        rec = {"id": rid, "messages": msgs, "success": False, "lucky_failure": lucky, "mistake_step": 1,
+               "mistake_agent": "a", "advantages": [None, -1.0, 0.0]}
+        return Scored(rec, [1, 2], {1: pa[0] + ref[0], 2: pa[1] + ref[1]}, {1: ref[0], 2: ref[1]}, {1: 1, 2: 1}, 1.0)
+
+    runs = [scored("lucky", True, (-1, 0), (0, -1)), scored("wrong", False, (0, -1), (0, -1)), scored("right", False, (-1, 0), (0, -1))]
+    assert _culprit(runs[1], Scored.pa) != runs[1].record["mistake_step"]
+    assert pick_example(runs)["id"] == "wrong"
