@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError"]
+__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError", "ParseWarning"]
 
 
 class AttributionError(Exception):
@@ -37,3 +37,7 @@ class ConfigError(AttributionError, ValueError):
 
 class ScoringError(AttributionError):
     """Scoring produced something that must not be reported (NaN, infinite)."""
+
+
+class ParseWarning(UserWarning):
+    """A log read without error but with something the user should know (one line, names the file and record)."""

@@ -19,6 +19,8 @@ __all__ = [
     "ACTION",
     "OBSERVATION",
     "SCHEMA_VERSION",
+    "READABLE_SCHEMAS",
+    "Origin",
     "Step",
     "Run",
     "StepScore",
@@ -27,7 +29,45 @@ __all__ = [
 
 ACTION: Literal["action"] = "action"
 OBSERVATION: Literal["observation"] = "observation"
-SCHEMA_VERSION = "attribution.diagnosis/1"
+SCHEMA_VERSION = "attribution.diagnosis/2"
+#: Versions :meth:`Diagnosis.from_dict` reads (version 1 lacks ``format``, ``ranking`` and step origins).
+READABLE_SCHEMAS = ("attribution.diagnosis/1", SCHEMA_VERSION)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a step came from in its source file, so that a verdict can be joined back to it.
+
+    Every field is optional: a reader fills what its format has.
+
+    Attributes
+    ----------
+    id : str or None
+        The format's own id of the record: a span id (OpenTelemetry, hex as written), a
+        message id, an event id, an observation id. None where the format has none.
+    id_type : str or None
+        What ``id`` is: ``"span"``, ``"message"``, ``"event"``, ``"observation"``, ``"item"``...
+    pointer : str or None
+        RFC 6901 JSON pointer of the record inside the file's JSON value (for JSONL, inside
+        its line's value), e.g. ``"/history/3"`` or ``"/resourceSpans/0/scopeSpans/0/spans/5"``.
+    line : int or None
+        1-based line of the record in a JSONL file.
+    trace_id : str or None
+        The trace the record belongs to (OpenTelemetry, Langfuse, Agents SDK).
+    timestamp : str or None
+        When the record was written, ISO 8601 (converted from epoch nanoseconds where the
+        format stores those).
+    """
+
+    id: str | None = None
+    id_type: str | None = None
+    pointer: str | None = None
+    line: int | None = None
+    trace_id: str | None = None
+    timestamp: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -50,6 +90,9 @@ class Step:
         The text of the step; for chat messages, ``tool_calls`` are appended as text.
     to : str or None
         The agent this step hands off to, when the log says so (``Orchestrator (-> WebSurfer)``).
+    origin : Origin
+        Where the step came from in the source file (record id, JSON pointer, line, trace id,
+        timestamp), carried into the diagnosis so that verdicts join back to the source.
     """
 
     index: int
@@ -58,6 +101,7 @@ class Step:
     kind: Literal["action", "observation"]
     content: str
     to: str | None = None
+    origin: Origin = field(default_factory=Origin)
 
     @property
     def is_action(self) -> bool:
@@ -96,6 +140,23 @@ class Run:
     @property
     def action_indices(self) -> list[int]:
         return [s.index for s in self.steps if s.is_action]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal run."""
+        d = asdict(self)
+        for st in d["steps"]:
+            st["origin"] = {k: v for k, v in st["origin"].items() if v is not None}
+        d["meta"] = json.loads(json.dumps(self.meta, default=str))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Run":
+        """The inverse of :meth:`to_dict`."""
+        steps = [Step(**{**s, "origin": Origin(**s.get("origin", {}))}) for s in d["steps"]]
+        meta = dict(d.get("meta", {}))
+        if "tool_calls" in meta:  # JSON turns the (caller, tool) pairs into lists
+            meta["tool_calls"] = [tuple(p) for p in meta["tool_calls"]]
+        return cls(steps=steps, **{k: v for k, v in d.items() if k not in ("steps", "meta")}, meta=meta)
 
     def content_hash(self) -> str:
         """Hash of everything that scoring reads (speakers, kinds, texts), not the labels."""
@@ -137,7 +198,9 @@ class Diagnosis:
     """The result of :func:`attribution.diagnose`.
 
     ``culprit_step`` / ``culprit_agent`` name the flagged step; ``top`` the top-k
-    step indices best first; ``agent_totals`` each agent's summed step score.
+    step indices best first; ``ranking`` every scored step, most suspicious first;
+    ``agent_totals`` each agent's summed step score. ``run_steps`` is the parsed log, each
+    entry with its ``origin`` (the source file's ids, see :class:`Origin`).
     """
 
     run_id: str
@@ -151,6 +214,8 @@ class Diagnosis:
     checkpoints: dict[str, dict[str, Any]]
     run_steps: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, Any] = field(default_factory=dict)
+    format: str = ""
+    ranking: list[int] = field(default_factory=list)
     schema: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,12 +231,12 @@ class Diagnosis:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Diagnosis":
-        if d.get("schema") != SCHEMA_VERSION:
+        if d.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"expected schema {SCHEMA_VERSION!r}, got {d.get('schema')!r}")
         steps = [
             StepScore(**{k: v for k, v in s.items() if k != "n_tokens"}) for s in d["steps"]
         ]
-        rest = {k: v for k, v in d.items() if k != "steps"}
+        rest = {k: v for k, v in d.items() if k not in ("steps", "schema")}
         return cls(steps=steps, **rest)
 
 

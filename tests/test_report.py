@@ -293,7 +293,7 @@ def test_cli_report(tmp_path):
 
 
 def test_report_command_imports_on_its_own():
-    code = "import attribution.report.cli as m; print(m.report.name)"
+    code = "import attribution.cli.report as m; print(m.report.name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "report"
 
@@ -303,7 +303,7 @@ def test_report_command_imports_on_its_own():
     [
         ("{not json", "invalid JSON at line 1"),
         ("[1, 2]", "expected a JSON object"),
-        ('{"schema": "other/9"}', "expected schema 'attribution.diagnosis/1'"),
+        ('{"schema": "other/9"}', "expected schema 'attribution.diagnosis/2'"),
         ('{"schema": "attribution.diagnosis/1", "run_id": "x"}', "expected the fields of a saved diagnosis"),
         (None, "no such file"),
     ],

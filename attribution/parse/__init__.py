@@ -1,46 +1,148 @@
 """Read multi-agent run logs into :class:`attribution.types.Run` objects.
 
-Formats are registered by name in :data:`FORMATS`; with ``format=None`` the format is
-detected from the loaded value: an object with ``history`` and Who&When labels is
-``"who-and-when"``, everything else is ``"chat"`` (see the two modules for their
-rules).
+One module per format, registered by name in :data:`READERS`. Each reader module exposes
 
-Files hold JSON or JSONL (``.jsonl``, or any file holding several JSON values, one
-per line). The value is either one run or many:
+``NAME``
+    the format's name (``--format NAME``);
+``DESCRIPTION``
+    one line: what the format is and where it comes from;
+``ACTIONS``
+    one line: what is an action (scored) and what is an observation (context), for this format;
+``IDS``
+    one line: which of the format's ids each step keeps (``Step.origin``);
+``detect(value) -> float``
+    how confident the reader is that ``value`` (the loaded file: a JSON value, or for JSONL the
+    list of the lines' values) is its format, in [0, 1]. By convention 1.0 means a marker only
+    this format has (``resourceSpans``, ``openinference.span.kind``, Who&When's labels), about
+    0.8 a distinctive shape, about 0.5 a generic one (plain chat messages), 0 not this format;
+``read(value, source, *, lines=None) -> list[Run]``
+    every run in ``value``. ``lines`` holds, for JSONL, the 1-based line of each item of
+    ``value``. Errors are :class:`~attribution.errors.InputError` naming the file, the record
+    (line, span id, event id) and what was expected; doubts are one-line
+    :class:`~attribution.errors.ParseWarning`\\ s, never silence.
 
-- one run: a list of messages (a JSON list, or a JSONL whose lines are messages),
-  or one object with ``messages`` / ``history``;
-- many runs: a list whose items are all objects with ``messages`` / ``history`` (a
-  JSON list, or a JSONL whose lines are such objects).
+With ``format=None`` the most confident reader is used; when none recognises the value, the
+error names the formats tried and the top-level keys found. ``attribution formats`` prints the
+table (:func:`format_table`).
 
-:func:`load_run` reads a one-run file (or a many-run file holding exactly one run);
-:func:`load_runs` reads either and always returns a list.
+After reading, :func:`apply_roles` can override kinds by agent glob (``--actor`` /
+``--observer``), and :func:`check_run` warns about what is read but suspicious (an
+executor-like speaker being scored, a label on an observation, a ``mistake_agent`` that is not
+the speaker at ``mistake_step``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
 import json
+import re
+import sys
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, InputError
-from attribution.parse import chat, who_and_when
-from attribution.types import Run
+from attribution.parse import (
+    autogen,
+    chat,
+    common,
+    langchain,
+    magentic_one,
+    openai_agents,
+    openhands,
+    otel,
+    smolagents,
+    swe_agent,
+    tau_bench,
+    who_and_when,
+)
+from attribution.types import ACTION, OBSERVATION, Run
 
-__all__ = ["FORMATS", "detect_format", "parse_run", "parse_runs", "load_run", "load_runs", "read_json"]
+__all__ = [
+    "READERS",
+    "FORMATS",
+    "detect_format",
+    "read_runs",
+    "parse_run",
+    "parse_runs",
+    "load_run",
+    "load_runs",
+    "read_json",
+    "apply_roles",
+    "check_run",
+    "format_table",
+]
 
-#: Parsers by name: ``parser(obj, source, run_id=None) -> Run``.
-FORMATS: dict[str, Callable[..., Run]] = {
-    "who-and-when": who_and_when.parse,
-    "chat": chat.parse,
+#: Reader modules by format name, in the order detection asks them (ties go to the first).
+READERS: dict[str, ModuleType] = {
+    m.NAME: m
+    for m in (who_and_when, otel, autogen, langchain, smolagents, openai_agents, openhands, swe_agent, tau_bench,
+              magentic_one, chat)
 }
+#: Backwards-compatible alias of :data:`READERS`.
+FORMATS = READERS
+
+#: JSON nesting deeper than this is refused before parsing (Python's parser would recurse).
+MAX_DEPTH = 200
 
 
-def detect_format(obj: Any) -> str:
-    """The name of the format of a loaded run (``"who-and-when"`` or ``"chat"``)."""
-    return "who-and-when" if who_and_when.detect(obj) else "chat"
+def _reader(format: str) -> ModuleType:
+    try:
+        return READERS[format]
+    except KeyError:
+        near = difflib.get_close_matches(str(format), READERS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(f"Unknown format {format!r}; known formats: {', '.join(sorted(READERS))}{hint}") from None
+
+
+def detect_format(value: Any, source: str = "<memory>") -> str:
+    """The name of the most confident reader of ``value``.
+
+    Raises
+    ------
+    InputError
+        When no reader recognises the value: names the formats tried and the keys found.
+    """
+    if value == [] or value == {}:
+        raise InputError(source, "at least one step", got="an empty run")
+    best, best_conf = None, 0.0
+    for name, mod in READERS.items():
+        conf = float(mod.detect(value))
+        if conf > best_conf:
+            best, best_conf = name, conf
+    if best is None:
+        raise InputError(
+            source,
+            f"a run log in one of the known formats ({', '.join(READERS)})",
+            got=_top_level(value),
+        )
+    return best
+
+
+def _top_level(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"an object with top-level keys {sorted(map(str, value))[:12]}"
+    if isinstance(value, list):
+        first = next((x for x in value if x is not None), None)
+        inner = f"; first item {_top_level(first)}" if isinstance(first, (dict, list)) else ""
+        return f"a list of {len(value)} item(s){inner}"
+    return common.describe(value)
+
+
+def read_runs(value: Any, source: str = "<memory>", format: str | None = None, *, lines: list[int] | None = None) -> list[Run]:
+    """Every run in an already-loaded value (``format`` detected when None)."""
+    mod = _reader(format) if format is not None else READERS[detect_format(value, source)]
+    runs = mod.read(value, source, lines=lines)
+    if not runs:
+        raise InputError(source, f"at least one run ({mod.NAME} format)", got="no runs")
+    return runs
+
+
+def parse_runs(obj: Any, source: str = "<memory>", format: str | None = None, *, lines: list[int] | None = None) -> list[Run]:
+    """Alias of :func:`read_runs` (kept for existing callers)."""
+    return read_runs(obj, source, format, lines=lines)
 
 
 def parse_run(obj: Any, source: str = "<memory>", format: str | None = None, *, run_id: str | None = None) -> Run:
@@ -49,24 +151,21 @@ def parse_run(obj: Any, source: str = "<memory>", format: str | None = None, *, 
     Parameters
     ----------
     obj : list or dict
-        A list of chat messages, or an object with ``messages`` / ``history``.
+        A list of chat messages, or an object with ``messages`` / ``history``, or any value a
+        registered reader recognises that holds exactly one run.
     source : str, default "<memory>"
         Named in errors and kept as ``run.source``.
     format : str, optional
-        A key of :data:`FORMATS`; detected when None.
+        A key of :data:`READERS`; detected when None.
     run_id : str, optional
-        Used when the run names no id; default: the stem of ``source``.
-
-    Returns
-    -------
-    Run
+        Used when the run names no id; default: the reader's own (often the stem of ``source``).
 
     Raises
     ------
     ConfigError
         If ``format`` is not a known format.
     InputError
-        If ``obj`` is not a valid run of that format.
+        If ``obj`` is not a valid run of that format, or holds several runs.
 
     Examples
     --------
@@ -75,55 +174,80 @@ def parse_run(obj: Any, source: str = "<memory>", format: str | None = None, *, 
     >>> [(s.agent, s.kind) for s in run.steps]
     [('user', 'observation'), ('solver', 'action')]
     """
-    parser = _parser(format) if format is not None else FORMATS[detect_format(obj)]
-    if _is_many(obj, source):
-        raise InputError(source, "one run (use parse_runs for a list of runs)", got=f"{len(obj)} runs")
-    return parser(obj, source, run_id=run_id)
+    mod = _reader(format) if format is not None else READERS[detect_format(obj, source)]
+    if mod is chat or mod is who_and_when:
+        if isinstance(obj, list) and (chat._is_many(obj, source) or mod is who_and_when):
+            raise InputError(source, "one run (use parse_runs for a list of runs)", got=f"{len(obj)} runs")
+        return mod.parse_one(obj, source, run_id=run_id)
+    runs = read_runs(obj, source, mod.NAME)
+    if len(runs) != 1:
+        raise InputError(source, "one run (use parse_runs for a value holding several)", got=f"{len(runs)} runs")
+    return runs[0]
 
 
-def parse_runs(
-    obj: Any, source: str = "<memory>", format: str | None = None, *, lines: list[int] | None = None
+def load_runs(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    actors: Sequence[str] = (),
+    observers: Sequence[str] = (),
 ) -> list[Run]:
-    """Parse one run or many from a loaded JSON value (see the module docstring).
+    """Read every run of a JSON or JSONL file (a one-run file gives a list of one).
 
-    Runs of a many-run value get ``run_id`` from their ``id`` / ``run_id`` or
-    ``"<stem>/<position>"``; errors name ``line N`` when ``lines`` (the JSONL line
-    of each item) is given, else ``run N`` (0-based).
+    ``actors`` / ``observers`` are agent-name globs whose steps become actions / observations
+    (see :func:`apply_roles`); every run is then checked (:func:`check_run`).
     """
-    parser = _parser(format) if format is not None else None
-    if not _is_many(obj, source):
-        return [(parser or FORMATS[detect_format(obj)])(obj, source)]
-    runs = []
-    stem = Path(source).stem
-    for k, item in enumerate(obj):
-        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
-        run = (parser or FORMATS[detect_format(item)])(item, where, run_id=f"{stem}/{k}")
-        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
+    if format is not None:
+        _reader(format)  # a bad name is reported before the file is read
+    obj, lines = read_json(path)
+    runs = read_runs(obj, str(path), format, lines=lines)
+    runs = [apply_roles(r, actors, observers) for r in runs]
+    _check_unique_ids(runs, str(path))
+    for r in runs:
+        check_run(r)
     return runs
 
 
-def load_run(path: str | Path, format: str | None = None) -> Run:
-    """Read one run from a JSON or JSONL file.
+def load_run(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    run_id: str | None = None,
+    actors: Sequence[str] = (),
+    observers: Sequence[str] = (),
+) -> Run:
+    """Read one run from a file: the only one, or the one whose id is ``run_id``.
 
     Raises
     ------
     ConfigError
         If ``format`` is not a known format.
     InputError
-        If the file is missing, not JSON, not a run, or holds several runs.
+        If the file is missing, not JSON, not a run, holds several runs and no ``run_id`` is
+        given (the message lists the ids), or holds no run with that id.
     """
-    runs = load_runs(path, format)
+    runs = load_runs(path, format, actors=actors, observers=observers)
+    if run_id is not None:
+        hit = [r for r in runs if r.run_id == run_id]
+        if not hit:
+            raise InputError(path, f"a run with id {run_id!r}", got=f"ids {_ids(runs)}")
+        return hit[0]
     if len(runs) != 1:
-        raise InputError(path, "one run (use load_runs for a file of many)", got=f"{len(runs)} runs")
+        raise InputError(path, "one run (pass --run ID to pick one, or --all)", got=f"{len(runs)} runs: {_ids(runs)}")
     return runs[0]
 
 
-def load_runs(path: str | Path, format: str | None = None) -> list[Run]:
-    """Read every run of a JSON or JSONL file (a one-run file gives a list of one)."""
-    if format is not None:
-        _parser(format)  # a bad name is reported before the file is read
-    obj, lines = read_json(path)
-    return parse_runs(obj, str(path), format, lines=lines)
+def _ids(runs: Sequence[Run], most: int = 5) -> str:
+    ids = [r.run_id for r in runs]
+    return ", ".join(ids[:most]) + (f", ... ({len(ids) - most} more)" if len(ids) > most else "")
+
+
+def _check_unique_ids(runs: Sequence[Run], source: str) -> None:
+    seen: set[str] = set()
+    for r in runs:
+        if r.run_id in seen:
+            raise InputError(source, "runs with distinct ids", got=f"run id {r.run_id!r} twice")
+        seen.add(r.run_id)
 
 
 def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
@@ -144,6 +268,7 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
     if not text.strip():
         raise InputError(path, "a JSON or JSONL run", got="an empty file")
     if path.suffix != ".jsonl":
+        _check_depth(text, path, None)
         try:
             return json.loads(text), None
         except json.JSONDecodeError as err:
@@ -152,6 +277,7 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
     values, lines = [], []
     for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
+            _check_depth(line, path, n)
             try:
                 values.append(json.loads(line))
             except json.JSONDecodeError as err:
@@ -161,25 +287,95 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
     return values, lines
 
 
-def _parser(format: str) -> Callable[..., Run]:
-    try:
-        return FORMATS[format]
-    except KeyError:
-        near = difflib.get_close_matches(str(format), FORMATS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(f"Unknown format {format!r}; known formats: {', '.join(sorted(FORMATS))}{hint}") from None
+def _check_depth(text: str, path: Path, line: int | None) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before ``json.loads`` recurses into it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for ch in re.sub(r'"(?:[^"\\]|\\.)*"', "", text):
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                where = f"{path}, line {line}" if line else path
+                raise InputError(where, f"JSON nested at most {MAX_DEPTH} levels deep", got="deeper nesting")
+        elif ch in "]}":
+            depth -= 1
 
 
-def _is_many(obj: Any, source: str) -> bool:
-    """Whether ``obj`` is a list of runs; a list mixing runs and messages is an error."""
-    if not isinstance(obj, list):
-        return False
-    is_run = [isinstance(x, dict) and ("messages" in x or "history" in x) for x in obj]
-    if any(is_run) and not all(is_run):
-        k = is_run.index(not is_run[0])
-        raise InputError(
-            source,
-            "a list of messages (one run) or a list of runs (objects with 'messages'), not both",
-            got=f"item {k} differs from item 0",
-        )
-    return bool(obj) and all(is_run)
+# -- roles: overrides and checks ---------------------------------------------------------------
+
+#: Speaker names that look like a code executor, a terminal or a tool: scoring them is suspicious.
+_EXECUTOR = re.compile(r"(terminal|executor|executer|interpreter|console|shell|sandbox|computer_?tool|tool_?output)", re.I)
+
+
+def apply_roles(run: Run, actors: Iterable[str] = (), observers: Iterable[str] = ()) -> Run:
+    """A copy of ``run`` whose steps by agents matching ``observers`` / ``actors`` globs are
+    observations / actions (``fnmatch``, case-sensitive; an agent matching both is an error).
+
+    Examples
+    --------
+    >>> from attribution.types import Step
+    >>> run = Run([Step(0, "coder", "assistant", "action", "x"), Step(1, "executor", "user", "action", "1")], "r")
+    >>> [s.kind for s in apply_roles(run, observers=["exec*"]).steps]
+    ['action', 'observation']
+    """
+    actors, observers = list(actors), list(observers)
+    if not actors and not observers:
+        return run
+    steps = []
+    for s in run.steps:
+        a = any(fnmatch.fnmatchcase(s.agent, g) for g in actors)
+        o = any(fnmatch.fnmatchcase(s.agent, g) for g in observers)
+        if a and o:
+            raise ConfigError(f"agent {s.agent!r} matches both an --actor and an --observer pattern")
+        kind = ACTION if a else OBSERVATION if o else s.kind
+        steps.append(s if kind == s.kind else dataclasses.replace(s, kind=kind))
+    if not any(s.is_action and s.content.strip() for s in steps):
+        raise InputError(run.source or run.run_id, "at least one action step after --actor/--observer",
+                         got="every step is an observation")
+    return dataclasses.replace(run, steps=steps)
+
+
+def check_run(run: Run) -> list[str]:
+    """Warn (one :class:`~attribution.errors.ParseWarning` each) about what is read but doubtful;
+    returns the messages.
+
+    - an executor-, terminal- or tool-like speaker whose steps are scored as actions;
+    - a gold ``mistake_step`` that is an observation (no method that scores actions can hit it);
+    - a ``mistake_agent`` that is not the speaker at ``mistake_step`` (noting a case-only difference);
+    - a run with a single action step (nothing to rank).
+    """
+    source = run.source or run.run_id
+    record = f"run {run.run_id}" if "position" in run.meta else None
+    out: list[str] = []
+
+    def say(msg: str, step: int | None = None) -> None:
+        out.append(msg)
+        common.warn(source, msg, step=step, record=record)
+
+    flagged: set[str] = set()
+    for s in run.steps:
+        if s.is_action and s.agent not in flagged and _EXECUTOR.search(s.agent):
+            flagged.add(s.agent)
+            say(f"agent {s.agent!r} looks like an executor or tool but its steps are scored as actions "
+                f"(pass --observer {s.agent!r} if it only relays output)", step=s.index)
+    if run.mistake_step is not None and run.mistake_step < len(run.steps):
+        gold = run.steps[run.mistake_step]
+        if not gold.is_action:
+            say(f"the labelled mistake_step is an observation by {gold.agent!r}; no attribution over actions can hit it",
+                step=gold.index)
+        if run.mistake_agent is not None and run.mistake_agent != gold.agent:
+            case = " (they differ only in case)" if run.mistake_agent.lower() == gold.agent.lower() else ""
+            say(f"mistake_agent {run.mistake_agent!r} is not the speaker {gold.agent!r} of mistake_step{case}",
+                step=gold.index)
+    if len(run.action_indices) == 1:
+        say("the run has a single action step: there is nothing to rank it against")
+    return out
+
+
+def format_table() -> list[dict[str, str]]:
+    """One row per registered format: name, description, actions rule, ids kept."""
+    return [
+        {"name": name, "description": mod.DESCRIPTION, "actions": mod.ACTIONS, "ids": mod.IDS}
+        for name, mod in READERS.items()
+    ]

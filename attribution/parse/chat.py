@@ -31,8 +31,9 @@ Any other role is an error. A message may override its kind with an explicit
 executor). ``content`` must be a string (empty allowed) or a list of
 ``{"type": "text", "text": ...}`` parts; it may be missing or null only on a message
 with ``tool_calls``. Each tool call is appended to the text, one JSON line
-``{"name": ..., "arguments": ...}`` per call (``arguments`` verbatim as the agent emitted
-it when it is a JSON string: never re-serialised), so that it is scored with the message. A ``tool`` message whose
+``{"name": ..., "arguments": ...}`` per call (``arguments`` kept exactly as emitted when it is
+a JSON string; see :func:`attribution.parse.common.tool_call_text`), so that it is scored with
+the message. A ``tool`` message whose
 ``tool_call_id`` matches an earlier call is recorded in ``run.meta["tool_calls"]`` as
 an ``(action index, tool index)`` pair, which :mod:`attribution.graph` turns into a
 ``calls`` edge.
@@ -43,22 +44,92 @@ labels and refuses runs that could only give a wrong answer.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
-from attribution.types import ACTION, OBSERVATION, Run, Step
+from attribution.parse.common import describe as _describe, iso_time, pointer, tool_call_text, warn
+from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
-__all__ = ["ROLES", "parse", "build_run", "as_index"]
+__all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "ROLES", "detect", "read", "parse", "parse_one", "build_run", "as_index"]
+
+NAME = "chat"
+DESCRIPTION = "OpenAI-style chat messages {role, content, name?, tool_calls?}: a list, JSONL, or runs with 'messages'"
+ACTIONS = ("assistant and named user messages are actions of 'name' (or 'assistant'); "
+           "unnamed user, system, developer and tool messages are observations; 'kind' overrides")
+IDS = "the message's 'id' when present; JSON pointer /messages/N (JSONL: line)"
 
 ROLES = ("assistant", "user", "system", "developer", "tool", "function")
 _HUMAN_NAMES = {"user", "human"}
 _LABELS = {"messages", "history", "mistake_step", "mistake_agent", "success", "id", "run_id", "question"}
 
 
+def detect(value: Any) -> float:
+    """0.5 for a list of chat messages, a run object with ``messages`` / ``history``, or a list of
+    such runs (a generic shape: specific formats outrank it); 0 otherwise."""
+    if _is_many(value):
+        return 0.5
+    if isinstance(value, dict):
+        msgs = value.get("messages", value.get("history"))
+        return 0.5 if isinstance(msgs, list) else 0.0
+    if isinstance(value, list) and value:
+        if all(isinstance(m, dict) and m.get("role") in ROLES for m in value):
+            return 0.5
+        # Mostly chat-shaped: claim it weakly, so that the chat reader names the bad message.
+        head = value[0]
+        return 0.1 if isinstance(head, dict) and ("role" in head or "messages" in head or "history" in head) else 0.0
+    return 0.0
+
+
+def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
+    """Every run of a loaded chat file: one run, or a list (JSON or JSONL) of run objects.
+
+    Runs of a many-run value get ``run_id`` from their ``id`` / ``run_id`` or ``"<stem>/<position>"``;
+    errors name ``line N`` when ``lines`` is given, else ``run N`` (0-based).
+    """
+    if not _is_many(value, source):
+        return [parse_one(value, source, lines=lines)]
+    runs = []
+    stem = Path(source).stem
+    for k, item in enumerate(value):
+        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
+        run = parse_one(item, where, run_id=f"{stem}/{k}", line=lines[k] if lines else None,
+                        base=() if lines else (k,))
+        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
+    return runs
+
+
+def _is_many(obj: Any, source: str | None = None) -> bool:
+    """Whether ``obj`` is a list of runs; a list mixing runs and messages is an error (with ``source``)."""
+    if not isinstance(obj, list):
+        return False
+    is_run = [isinstance(x, dict) and ("messages" in x or "history" in x) for x in obj]
+    if source is not None and any(is_run) and not all(is_run):
+        k = is_run.index(not is_run[0])
+        raise InputError(
+            source,
+            "a list of messages (one run) or a list of runs (objects with 'messages'), not both",
+            got=f"item {k} differs from item 0",
+        )
+    return bool(obj) and all(is_run)
+
+
 def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
+    """Alias of :func:`parse_one`."""
+    return parse_one(obj, source, run_id=run_id)
+
+
+def parse_one(
+    obj: Any,
+    source: str,
+    run_id: str | None = None,
+    *,
+    lines: list[int] | None = None,
+    line: int | None = None,
+    base: tuple = (),
+) -> Run:
     """Parse one chat run (a list of messages or an object holding them).
 
     Parameters
@@ -69,6 +140,9 @@ def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
         Where it came from; named in every error and kept as ``run.source``.
     run_id : str, optional
         Used when ``obj`` has no ``id`` / ``run_id``; default: the stem of ``source``.
+    lines : list of int, optional
+        For a JSONL file of messages, the 1-based line of each message.
+    line, base : the JSONL line / JSON pointer prefix of the run object in its file.
 
     Returns
     -------
@@ -81,10 +155,11 @@ def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
         an empty run or a run without any action step.
     """
     if isinstance(obj, list):
-        messages, top = obj, {}
+        messages, top, key = obj, {}, ()
     elif isinstance(obj, dict) and ("messages" in obj or "history" in obj):
         top = obj
-        messages = obj["messages"] if "messages" in obj else obj["history"]
+        key = ("messages",) if "messages" in obj else ("history",)
+        messages = obj[key[0]]
     else:
         raise InputError(
             source,
@@ -102,7 +177,7 @@ def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
             raise InputError(source, "a message object {role, content, ...}", step=i, got=_describe(msg))
         role = msg.get("role")
         if role not in ROLES:
-            hint = " (for Magentic-One logs use format 'who-and-when')" if isinstance(role, str) else ""
+            hint = " (for Magentic-One logs use format 'magentic-one')" if isinstance(role, str) else ""
             raise InputError(source, f"a role among {', '.join(ROLES)}{hint}", step=i, got=repr(role))
         name = msg.get("name")
         if name is not None and not (isinstance(name, str) and name):
@@ -114,10 +189,20 @@ def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
             kind = msg["kind"]
         ids = _call_ids(msg, source, i)
         text = _content(msg, source, i)
+        if kind == OBSERVATION and msg.get("tool_calls"):
+            warn(source, f"{role} message by {agent!r} carries tool calls but is an observation, so its calls are "
+                 f"not scored (pass --actor {agent!r} if this speaker is an agent, e.g. a user simulator)", step=i)
         calls.update(dict.fromkeys(ids, i))
         if isinstance(msg.get("tool_call_id"), str) and msg["tool_call_id"] in calls:
             links.append((calls[msg["tool_call_id"]], i))
-        steps.append(Step(index=i, agent=agent, role=role, kind=kind, content=text))
+        origin = Origin(
+            id=str(msg["id"]) if isinstance(msg.get("id"), (str, int)) and not isinstance(msg.get("id"), bool) else None,
+            id_type="message" if msg.get("id") is not None else None,
+            pointer=pointer(*base, *key, i),
+            line=lines[i] if lines and not key else line,
+            timestamp=iso_time(msg.get("timestamp", msg.get("created_at"))),
+        )
+        steps.append(Step(index=i, agent=agent, role=role, kind=kind, content=text, origin=origin))
 
     ident = top.get("id", top.get("run_id"))
     return build_run(
@@ -233,18 +318,7 @@ def _call_text(call: Any, source: str, i: int) -> str:
     if not (isinstance(fn, dict) and isinstance(fn.get("name"), str)):
         expected = "tool_calls entries of the form {id, function: {name, arguments}}"
         raise InputError(source, expected, step=i, got=_describe(call))
-    args = fn.get("arguments")
-    # The arguments are scored as the agent emitted them: a JSON string goes in verbatim (its
-    # spacing, key order and escapes are the model's tokens), never decoded and re-serialised.
-    if isinstance(args, str):
-        try:
-            json.loads(args)
-            text = args
-        except json.JSONDecodeError:
-            text = json.dumps(args, ensure_ascii=False)  # not JSON: kept as a JSON string of the model's text
-    else:
-        text = json.dumps(args, ensure_ascii=False)  # given as an object by the log: no emitted text to keep
-    return '{"name": ' + json.dumps(fn["name"], ensure_ascii=False) + ', "arguments": ' + text + "}"
+    return tool_call_text(fn["name"], fn.get("arguments"))
 
 
 def _call_ids(msg: dict[str, Any], source: str, i: int) -> list[str]:
@@ -252,11 +326,3 @@ def _call_ids(msg: dict[str, Any], source: str, i: int) -> list[str]:
     if not isinstance(calls, list):
         raise InputError(source, "'tool_calls' to be a list", step=i, got=_describe(calls))
     return [c["id"] for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
-
-
-def _describe(value: Any) -> str:
-    """A short description of a JSON value for error messages."""
-    names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}
-    if isinstance(value, dict):
-        return f"an object with keys {sorted(value)[:6]}"
-    return names.get(type(value), f"a {type(value).__name__}")

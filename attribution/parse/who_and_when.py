@@ -29,15 +29,23 @@ Hand-Crafted (Magentic-One; entries have no ``name``)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.chat import ROLES, build_run
-from attribution.types import ACTION, OBSERVATION, Run, Step
+from attribution.parse.common import pointer
+from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
-__all__ = ["OBSERVERS", "detect", "parse", "split_role"]
+__all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "OBSERVERS", "detect", "read", "parse", "parse_one", "split_role"]
+
+NAME = "who-and-when"
+DESCRIPTION = "Who&When benchmark runs (ICML 2025): 'history' plus mistake labels, Algorithm-Generated and Hand-Crafted"
+ACTIONS = ("every speaker's entries are actions except Computer_terminal / ComputerTerminal (code output) and "
+           "human (the question), which are observations")
+IDS = "no record ids in the format; JSON pointer /history/N"
 
 #: Speakers whose steps are observations: the code executors and the human.
 OBSERVERS = frozenset({"Computer_terminal", "ComputerTerminal", "human"})
@@ -46,9 +54,31 @@ _LABELS = {"history", "question", "mistake_step", "mistake_agent", "is_correct",
 _ROLE = re.compile(r"(?P<agent>[^()]*[^()\s])(?: \((?:thought|termination condition|-> (?P<to>[^()]+))\))?")
 
 
-def detect(obj: Any) -> bool:
+def is_run(obj: Any) -> bool:
     """Whether ``obj`` is a Who&When run: an object with ``history`` and Who&When labels."""
     return isinstance(obj, dict) and "history" in obj and any(k in obj for k in _MARKERS)
+
+
+def detect(value: Any) -> float:
+    """1.0 for a Who&When run or a list of them (the labels are the format's own markers), else 0."""
+    if is_run(value):
+        return 1.0
+    if isinstance(value, list) and value and all(is_run(x) for x in value):
+        return 1.0
+    return 0.0
+
+
+def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
+    """One run, or every run of a list (JSON or JSONL) of Who&When objects."""
+    if not isinstance(value, list):
+        return [parse_one(value, source)]
+    stem = Path(source).stem
+    runs = []
+    for k, item in enumerate(value):
+        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
+        run = parse_one(item, where, run_id=f"{stem}/{k}", line=lines[k] if lines else None, base=() if lines else (k,))
+        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
+    return runs
 
 
 def split_role(role: str) -> tuple[str, str | None] | None:
@@ -68,6 +98,11 @@ def split_role(role: str) -> tuple[str, str | None] | None:
 
 
 def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
+    """Alias of :func:`parse_one`."""
+    return parse_one(obj, source, run_id=run_id)
+
+
+def parse_one(obj: Any, source: str, run_id: str | None = None, *, line: int | None = None, base: tuple = ()) -> Run:
     """Parse one Who&When run.
 
     Parameters
@@ -106,6 +141,7 @@ def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
     generated = "name" in history[0]
     subset = "algorithm-generated" if generated else "hand-crafted"
     steps = [(_generated_step if generated else _handcrafted_step)(e, i, source) for i, e in enumerate(history)]
+    steps = [dataclasses.replace(s, origin=Origin(pointer=pointer(*base, "history", s.index), line=line)) for s in steps]
     success = obj.get("is_correct", obj.get("is_corrected"))
     return build_run(
         steps,

@@ -11,9 +11,9 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.report.html import COLLAPSE_TOKENS, render_html, write_html
-from attribution.types import SCHEMA_VERSION, Diagnosis
+from attribution.types import READABLE_SCHEMAS, SCHEMA_VERSION, Diagnosis
 
-__all__ = ["COLLAPSE_TOKENS", "load_diagnosis", "render_html", "write_html"]
+__all__ = ["COLLAPSE_TOKENS", "load_diagnosis", "render_html", "write_html", "write_report"]
 
 
 def load_diagnosis(path: str | Path) -> Diagnosis:
@@ -38,7 +38,7 @@ def load_diagnosis(path: str | Path) -> Diagnosis:
         raise InputError(path, "a diagnosis JSON file", got=f"invalid JSON at line {err.lineno}") from err
     if not isinstance(raw, dict):
         raise InputError(path, "a JSON object (a saved diagnosis)", got=type(raw).__name__)
-    if raw.get("schema") != SCHEMA_VERSION:
+    if raw.get("schema") not in READABLE_SCHEMAS:
         raise InputError(path, f"schema {SCHEMA_VERSION!r}", got=repr(raw.get("schema")))
     try:
         diagnosis = Diagnosis.from_dict(raw)
@@ -60,3 +60,16 @@ def load_diagnosis(path: str | Path) -> Diagnosis:
 
 def _all_finite(values: list[Any]) -> bool:
     return all(v is None or (isinstance(v, (int, float)) and math.isfinite(v)) for v in values)
+
+
+def write_report(diagnosis_file: str | Path, html_path: str | Path, *, collapse_tokens: int = COLLAPSE_TOKENS) -> None:
+    """Write the HTML report of a diagnosis saved with ``attribution diagnose --json``.
+
+    Raises
+    ------
+    InputError
+        If ``diagnosis_file`` is not a valid saved diagnosis (see :func:`load_diagnosis`).
+    OSError
+        If ``html_path`` cannot be written.
+    """
+    write_html(load_diagnosis(diagnosis_file), html_path, collapse_tokens=collapse_tokens)

@@ -3,7 +3,7 @@
 ``env`` defines the world, ``solve`` its exact soft-optimal solution, ``runs`` samples runs
 and renders them as chat messages, ``labels`` writes the labelled data sets, ``lm`` the
 tokenizer and the tiny causal LM, ``train`` the SFT + KL-regularised RL that makes the
-committed pair, ``results`` the evaluation, ``cli`` the ``attribution world`` commands.
+committed pair, ``results`` the evaluation (the ``attribution world`` commands live in :mod:`attribution.cli.world`).
 """
 
 from attribution.world.env import AGENTS, TASKS, Action, Outcome, State, World, WorldConfig

@@ -19,7 +19,7 @@ from pathlib import Path
 from attribution.world.labels import read_jsonl, sample_labelled, write_jsonl
 from attribution.world.solve import Solution
 
-__all__ = ["N_FAILURES", "N_MIXED", "failure_set", "mixed_set", "heldout_failure_set", "write_sets", "load_set", "DATA_DIR"]
+__all__ = ["N_FAILURES", "N_MIXED", "failure_set", "mixed_set", "heldout_failure_set", "write_sets", "generate", "load_set", "DATA_DIR"]
 
 N_FAILURES = 300
 N_MIXED = 400
@@ -39,6 +39,13 @@ def mixed_set(solution: Solution, n: int = N_MIXED) -> list[dict]:
 
 def heldout_failure_set(solution: Solution, n: int = N_FAILURES) -> list[dict]:
     return sample_labelled(solution, n, seed=HELDOUT_SEED, failures_only=True, prefix="world-heldout")
+
+
+def generate(out_dir: str | Path = DATA_DIR) -> dict[str, Path]:
+    """Solve the world at :data:`attribution.world.BETA` and write its three labelled sets (fixed seeds)."""
+    from attribution.world import BETA, World, solve
+
+    return write_sets(solve(World(), BETA), out_dir)
 
 
 def write_sets(solution: Solution, out_dir: str | Path = DATA_DIR) -> dict[str, Path]:

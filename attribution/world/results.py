@@ -158,11 +158,24 @@ def write_results(
     example_out: str | Path | None = None,
     command: str = "attribution world results",
 ) -> dict:
-    """Score both data sets with the committed pair and write the table, the curve and the example."""
+    """Score both data sets with the committed pair and write the table, the curve and the example.
+
+    Raises
+    ------
+    InputError
+        If a labelled set (``attribution world generate``) or the training log
+        (``attribution world train``) is missing.
+    """
+    from attribution.errors import InputError
     from attribution.world.labels import read_jsonl
 
     t0 = time.time()
     checkpoint_dir, data_dir = Path(checkpoint_dir), Path(data_dir)
+    for name in ("failures.jsonl", "mixed.jsonl", "failures_heldout.jsonl"):
+        if not (data_dir / name).is_file():
+            raise InputError(data_dir / name, "a labelled set written by `attribution world generate`")
+    if not (checkpoint_dir / "training.json").is_file():
+        raise InputError(checkpoint_dir / "training.json", "the training log written by `attribution world train`")
     training = json.loads((checkpoint_dir / "training.json").read_text())
     failures = read_jsonl(data_dir / "failures.jsonl")
     mixed = read_jsonl(data_dir / "mixed.jsonl")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from attribution.report import COLLAPSE_TOKENS, load_diagnosis, write_html
+from attribution.report.html import COLLAPSE_TOKENS
+
+__all__ = ["report"]
 
 
 @click.command()
@@ -27,16 +29,10 @@ from attribution.report import COLLAPSE_TOKENS, load_diagnosis, write_html
 )
 def report(diagnosis_file: Path, html_path: Path, collapse_tokens: int) -> None:
     """Write the HTML report of DIAGNOSIS_FILE, a diagnosis saved with `diagnose --json`."""
-    # Imported here: attribution.cli imports this module to register the command.
-    from attribution.cli import user_errors
+    from attribution.report import write_report
 
-    user_errors(_report)(diagnosis_file, html_path, collapse_tokens)
-
-
-def _report(diagnosis_file: Path, html_path: Path, collapse_tokens: int) -> None:
-    diagnosis = load_diagnosis(diagnosis_file)
     try:
-        write_html(diagnosis, html_path, collapse_tokens=collapse_tokens)
+        write_report(diagnosis_file, html_path, collapse_tokens=collapse_tokens)
     except OSError as err:
         raise click.FileError(str(html_path), hint=err.strerror or str(err)) from err
     click.echo(f"wrote {html_path}")

@@ -7,27 +7,27 @@ from pathlib import Path
 
 import click
 
-from attribution.cli import user_errors
+from attribution.cli.errors import Group
 
-CHECKPOINT = Path(__file__).parent / "checkpoint"
+__all__ = ["world"]
+
+#: The committed pair's folder (attribution/world/checkpoint), named without importing the world.
+CHECKPOINT = Path(__file__).resolve().parents[1] / "world" / "checkpoint"
 
 
-@click.group("world")
+@click.group("world", cls=Group)
 def world() -> None:
     """The controlled world where the true advantage is known."""
 
 
 @world.command("generate")
 @click.option("--out", "out_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
-@user_errors
 def generate(out_dir: str) -> None:
     """Write the labelled failures, the mixed set and the held-out failures (fixed seeds) as JSONL."""
-    from attribution.world import BETA, World, solve
-    from attribution.world.data import write_sets
+    from attribution.world.data import generate as generate_sets
 
     t0 = time.time()
-    paths = write_sets(solve(World(), BETA), out_dir)
-    for name, path in paths.items():
+    for name, path in generate_sets(out_dir).items():
         click.echo(f"{name}: {path}")
     click.echo(f"done in {time.time() - t0:.1f}s")
 
@@ -39,7 +39,6 @@ def generate(out_dir: str) -> None:
 @click.option("--sft-steps", type=int, default=None, help="Default: TrainConfig's.")
 @click.option("--rl-steps", type=int, default=None, help="Default: TrainConfig's.")
 @click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
-@user_errors
 def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int | None, threads: int | None) -> None:
     """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
     from attribution.world.train import TrainConfig, train
@@ -56,17 +55,10 @@ def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int 
 @click.option("--out", "out_md", default="eval/world_results.md", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--png", "out_png", default="eval/world_accuracy_vs_rl_steps.png", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--example", "example_out", default="examples/world_failed_run.json", show_default=True, type=click.Path(dir_okay=False))
-@user_errors
 def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, example_out: str) -> None:
     """Score the labelled sets with the pair; write the results table, the curve and the example run."""
-    from attribution.errors import InputError
     from attribution.world.results import write_results
 
-    for name in ("failures.jsonl", "mixed.jsonl", "failures_heldout.jsonl"):
-        if not Path(data_dir, name).is_file():
-            raise InputError(Path(data_dir, name), "a labelled set written by `attribution world generate`")
-    if not Path(checkpoint_dir, "training.json").is_file():
-        raise InputError(Path(checkpoint_dir, "training.json"), "the training log written by `attribution world train`")
     summary = write_results(checkpoint_dir, data_dir, out_md, out_png, example_out)
     for name, row in summary["rows"].items():
         (step, _), (agent, _) = row["step"], row["agent"]

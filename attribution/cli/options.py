@@ -1,0 +1,110 @@
+"""Options shared by several commands, each declared once.
+
+Each name below is a decorator adding one option (or a group of options) to a command;
+the command receives the option under the parameter name given here.
+
+========================  ==========================================  =========================
+decorator                 options (parameter names)                   used by
+========================  ==========================================  =========================
+:func:`pair_options`      ``--policy``, ``--reference``, ``--pairs``, diagnose, eval
+                          ``--beta`` (policy, reference, pairs, beta)
+:func:`format_option`     ``--format`` (fmt)                          diagnose, eval
+:func:`role_options`      ``--actor``, ``--observer`` (actors,        diagnose, eval
+                          observers)
+:func:`emit_option`       ``--emit KIND:PATH`` (emits)                diagnose
+:func:`window_options`    ``--window``, ``--min-context``,             diagnose, eval
+                          ``--no-chat-template``
+:func:`dtype_option`      ``--dtype`` (dtype)                         diagnose, eval
+:func:`device_option`     ``--device`` (device)                       diagnose, eval
+:func:`json_option`       ``--json`` (json_out)                       diagnose, eval
+:func:`quiet_option`      ``--quiet/-q`` (quiet)                      diagnose, eval
+========================  ==========================================  =========================
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+__all__ = [
+    "DTYPES",
+    "pair_options",
+    "format_option",
+    "role_options",
+    "emit_option",
+    "window_options",
+    "dtype_option",
+    "device_option",
+    "json_option",
+    "quiet_option",
+    "compose",
+]
+
+DTYPES = ["float32", "bfloat16", "float16"]
+
+
+def compose(*decorators: Callable) -> Callable:
+    """Apply ``decorators`` so that the options appear in ``--help`` in the order given."""
+
+    def apply(fn: Callable) -> Callable:
+        for deco in reversed(decorators):
+            fn = deco(fn)
+        return fn
+
+    return apply
+
+
+pair_options = compose(
+    click.option("--policy", help="RL-trained checkpoint: a local folder or a hub id (one pair for every agent)."),
+    click.option("--reference", help="The policy's pre-RL reference checkpoint (folder or hub id)."),
+    click.option("--pairs", "pairs", type=click.Path(dir_okay=False), help="Pair config (JSON) mapping agents to checkpoint pairs."),
+    click.option("--beta", type=float, help="KL coefficient of the pair (default 1, or the config's)."),
+)
+
+def _format_names() -> str:
+    from attribution.parse import READERS
+
+    return ", ".join(READERS)
+
+
+format_option = click.option(
+    "--format", "fmt",
+    help=f"Force the log format ({_format_names()}; see `attribution formats`); auto-detected otherwise.",
+)
+
+role_options = compose(
+    click.option("--actor", "actors", multiple=True, metavar="GLOB",
+                 help="Agents whose steps are actions (scored), overriding the format's rule; repeatable."),
+    click.option("--observer", "observers", multiple=True, metavar="GLOB",
+                 help="Agents whose steps are observations (context only), e.g. a code executor; repeatable."),
+)
+
+emit_option = click.option(
+    "--emit", "emits", multiple=True, metavar="KIND:PATH",
+    help="Write the verdict keyed by the log's own ids: jsonl, phoenix, langfuse or otel; repeatable.",
+)
+
+window_options = compose(
+    click.option("--window", type=click.IntRange(min=2), help="Tokens per forward pass (default: the model's context length)."),
+    click.option("--min-context", type=click.IntRange(min=1), help="Least left context of a token in a later window (default window/4)."),
+    click.option("--no-chat-template", is_flag=True, help="Render as plain '[agent]: text' even when the tokenizer has a chat template."),
+)
+
+
+def dtype_option(help: str | None = None) -> Callable:
+    """``--dtype``; ``help`` differs per command."""
+    return click.option("--dtype", default="float32", show_default=True, type=click.Choice(DTYPES), help=help)
+
+
+device_option = click.option("--device", default="cpu", show_default=True)
+
+
+def json_option(help: str) -> Callable:
+    """``--json FILE`` (parameter ``json_out``); each command says what it writes."""
+    return click.option("--json", "json_out", type=click.Path(dir_okay=False), help=help)
+
+
+def quiet_option(help: str) -> Callable:
+    """``--quiet/-q``; each command says what it silences."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
