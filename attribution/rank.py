@@ -11,6 +11,7 @@ Rankers (steps -> order, most suspicious first):
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -82,6 +83,9 @@ RANKERS: dict[str, Callable[[Sequence[StepScore]], list[tuple[int, float]]]] = {
 def rank(steps: Sequence[StepScore], ranker: str = "most-negative") -> list[tuple[int, float]]:
     """``(step index, ranking key)`` pairs, most suspicious first; empty when nothing is scored.
 
+    A step whose score is NaN is never ranked first: it follows every other scored step (in
+    step order), and takes no part in running totals or drops.
+
     Examples
     --------
     >>> s = [StepScore(0, "a", "action", score=-1.0), StepScore(1, "b", "action", score=-3.0)]
@@ -90,7 +94,11 @@ def rank(steps: Sequence[StepScore], ranker: str = "most-negative") -> list[tupl
     >>> rank(s, "lowest-total")
     [(1, -4.0), (0, -1.0)]
     """
-    return _pick(ranker, RANKERS, "ranker")(steps)
+    fn = _pick(ranker, RANKERS, "ranker")
+    nan = [s for s in steps if s.score is not None and math.isnan(s.score)]
+    if not nan:
+        return fn(steps)
+    return fn([s for s in steps if not (s.score is not None and math.isnan(s.score))]) + [(s.index, s.score) for s in nan]
 
 
 def agent_totals(steps: Sequence[StepScore]) -> dict[str, float]:

@@ -365,7 +365,13 @@ def test_killed_evaluation_resumes_without_rescoring(tiny_pair, tmp_path, monkey
     forward, scored = [], []
     real_lp, real_score_many = lp.realised_logprobs, Scorer.score_many
     monkeypatch.setattr(lp, "realised_logprobs", lambda *a, **k: forward.append(1) or real_lp(*a, **k))
-    monkeypatch.setattr(Scorer, "score_many", lambda self, runs: scored.extend(r.content_hash() for r in runs) or real_score_many(self, runs))
+
+    def counting(self, runs):  # the trained pair's scoring only (the null pair has its own cache, scored once here)
+        if not any(p.policy.id.startswith("null:") for p in self.pairs.pairs.values()):
+            scored.extend(r.content_hash() for r in runs)
+        return real_score_many(self, runs)
+
+    monkeypatch.setattr(Scorer, "score_many", counting)
 
     resumed = tmp_path / "resumed.json"
     res = CliRunner().invoke(main, [*args, "--json", str(resumed)])
@@ -408,3 +414,212 @@ def test_eval_on_both_who_and_when_subsets(who_and_when, tiny_pair, tmp_path):
     warm = evaluate("who-and-when", data_dir=who_and_when, policy=str(tiny_pair[0]), reference=str(tiny_pair[1]),
                     cache_dir=tmp_path, n_boot=100)
     assert warm.timing["scored"] == 0 and warm.subsets == result.subsets
+
+
+def test_nan_step_never_ranks_first():
+    from attribution.rank import rank
+    from attribution.types import StepScore
+
+    steps = [StepScore(0, "a", "action", score=float("nan")), StepScore(1, "b", "action", score=-1.0),
+             StepScore(2, "a", "action", score=-0.5), StepScore(3, "b", "action", score=0.2)]
+    for ranker in ("most-negative", "lowest-total", "sharpest-drop"):
+        order = rank(steps, ranker)
+        assert order[0][0] != 0 and order[-1][0] == 0 and len(order) == 4
+        assert all(v == v for _, v in order[:-1])  # no NaN leaks into totals or drops
+
+
+def test_cross_validated_run_scores_are_rank_normalised_within_folds():
+    """Held-out run scores come from different settings per fold: they are pooled only as within-fold ranks."""
+    rng = np.random.default_rng(0)
+    runs = [run_of(6, mistake_step=int(rng.integers(0, 6)), mistake_agent="a0", success=bool(k % 2)) for k in range(20)]
+    table = {
+        ("sum", "most-negative"): [Prediction(int(rng.integers(0, 6)), "a0", [], float(1000 + rng.random())) for _ in runs],
+        ("mean", "most-negative"): [Prediction(int(rng.integers(0, 6)), "a0", [], float(rng.random())) for _ in runs],
+    }
+    sel = cross_validate(runs, table, folds=4, seed=0)
+    for f in range(sel.folds):
+        idx = [i for i, g in enumerate(sel.fold_of) if g == f]
+        got = sorted(sel.predictions[i].run_score for i in idx)
+        assert got == pytest.approx([(k + 0.5) / len(idx) for k in range(len(idx))])
+        raw = [table[sel.chosen[f]][i].run_score for i in idx]
+        assert np.argsort(raw).tolist() == np.argsort([sel.predictions[i].run_score for i in idx]).tolist()
+
+
+# -- cache key and validated reads ------------------------------------------------------------------
+def _fresh_pair(policy, reference, **kw):
+    from attribution.score.pairs import Checkpoint, CheckpointPair
+
+    return CheckpointPair(Checkpoint(str(policy), **kw), Checkpoint(str(reference), **kw), 1.0)
+
+
+def test_cache_key_follows_full_weights_tokenizer_files_and_settings(tiny_pair, tmp_path, monkeypatch):
+    import shutil
+
+    from attribution.evaluation.cache import scoring_key
+    from attribution.score import Scorer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pol, ref = tmp_path / "policy", tmp_path / "reference"
+    shutil.copytree(tiny_pair[0], pol)
+    shutil.copytree(tiny_pair[1], ref)
+    shard = pol / "model-extra.safetensors"  # a large shard: a change in its middle must change the key
+    shard.write_bytes(bytes(40 << 20))
+
+    def key(**kw):
+        scorer_kw = {k: kw.pop(k) for k in ("window", "min_context", "chat_template") if k in kw}
+        return json.dumps(scoring_key(Scorer(_fresh_pair(pol, ref, **kw), **scorer_kw)), sort_keys=True)
+
+    k0 = key()
+    assert key() == k0  # stable
+    with shard.open("r+b") as fh:
+        fh.seek(20 << 20)
+        fh.write(b"\x01")
+    k1 = key()
+    assert k1 != k0
+    tj = json.loads((ref / "tokenizer.json").read_text())
+    tj["model"]["merges"] = tj["model"]["merges"][:-1]  # same vocabulary, one merge fewer
+    (ref / "tokenizer.json").write_text(json.dumps(tj))
+    k2 = key()
+    assert k2 != k1
+    variants = {key(dtype="bfloat16"), key(device="cuda:0"), key(window=64), key(min_context=8), key(chat_template=False)}
+    assert k2 not in variants and len(variants) == 5
+    import attribution.score.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "SCORING_VERSION", "test")
+    assert key() != k2
+
+
+def test_full_content_hash_is_memoised_by_path_size_mtime_inode(tmp_path, monkeypatch):
+    from attribution.score.pairs import file_sha256
+
+    f, memo = tmp_path / "w.bin", tmp_path / "memo.json"
+    f.write_bytes(b"abc" * 1000)
+    first = file_sha256(f, memo)
+    reads = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: reads.append(self) or real_open(self, *a, **k))
+    assert file_sha256(f, memo) == first and f not in reads  # memo hit: the file is not read again
+    f.write_bytes(b"abd" * 1000)  # new content, new mtime
+    assert file_sha256(f, memo) != first and f in reads
+
+
+def _corrupt(kind, path, cache, run):
+    from attribution.evaluation.cache import _checksum
+
+    if kind == "folder":
+        path.unlink()
+        path.mkdir()
+        (path / "x").write_text("x")
+        return
+    data = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+        return
+    if kind == "crc":
+        with np.load(path) as z:
+            body = z["logps"].tobytes()
+        at = data.index(body) + len(body) // 2
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+        return
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in ("steps", "offsets", "logps", "ref_logps", "entropy")}
+        meta = json.loads(str(z["meta"]))
+    if kind == "nan":
+        arrays["logps"][0] = np.nan
+    elif kind == "length":
+        arrays["ref_logps"] = arrays["ref_logps"][:-1]
+    meta["sha256"] = _checksum(arrays)  # a consistent file with wrong numbers: only the content checks catch it
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, meta=np.asarray(json.dumps(meta)))
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("kind", ["truncated", "crc", "nan", "length", "folder"])
+def test_bad_cache_entry_is_recomputed_and_counted(tiny_pair, tmp_path, kind):
+    from attribution.evaluation import evaluate
+    from attribution.evaluation.cache import ScoreCache
+
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), folds=2, n_boot=0, cache_dir=tmp_path / "c")
+    clean = evaluate(runs, **kw)
+    folder = Path(clean.settings["cache"]["dir"])
+    cache = ScoreCache(tmp_path / "c", json.loads((folder / "key.json").read_text()))
+    _corrupt(kind, cache.path(runs[1]), cache, runs[1])
+    again = evaluate(runs, **kw)
+    assert again.timing["bad_cache_entries"] == 1 and again.timing["scored"] == 1 and again.timing["from_cache"] == len(runs) - 1
+    assert again.runs == clean.runs  # the bad entry was never used
+    assert evaluate(runs, **kw).timing["bad_cache_entries"] == 0  # rewritten whole
+
+
+# -- structural floors ------------------------------------------------------------------------------
+def test_longest_action_step_baseline():
+    from attribution.types import StepScore
+
+    run = run_of(5, mistake_step=1, kinds=["action", "action", "observation", "action", "action"])
+    steps = [StepScore(i, s.agent, s.kind, logps=[0.0] * n, ref_logps=[0.0] * n)
+             for i, (s, n) in enumerate(zip(run.steps, [3, 7, 0, 7, 2]))]
+    p = bl.longest_action(run, steps)
+    assert p.step == 1 and p.ranking == [1, 3, 0, 4]  # most tokens first, earlier step on a tie; never an observation
+
+
+def test_eval_reports_structural_floors_with_paired_differences(tiny_pair, tmp_path):
+    from attribution.evaluation import evaluate
+    from attribution.evaluation.report import format_table, render_markdown
+
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(6, 2, seed=4)))
+    kw = dict(policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), folds=2, n_boot=50, cache_dir=tmp_path)
+    res = evaluate(runs, **kw)
+    for subset, methods in res.subsets.items():
+        assert {bl.LONGEST, bl.NULL_PAIR} <= set(methods)
+        d = res.differences[subset]
+        assert set(d) == {bl.LONGEST, bl.NULL_PAIR}
+        for b in d:
+            ours = methods[res.attribution_method].metrics["step_accuracy_score"].value
+            theirs = methods[b].metrics["step_accuracy_score"].value
+            m = d[b]["step_accuracy_score"]
+            assert m.value == pytest.approx(ours - theirs) and m.low <= m.value <= m.high
+    js = json.loads(res.to_json())
+    assert js["differences"]["all"][bl.NULL_PAIR]["agent_accuracy_score"]["n"] == 6
+    assert js["settings"]["null_pair"]["seeds"] == list(bl.NULL_SEEDS)
+    assert all(bl.NULL_PAIR in r["predictions"] and bl.LONGEST in r["predictions"] for r in js["runs"])
+    assert f"− {bl.NULL_PAIR}: step acc" in format_table(res) and f"| {bl.LONGEST} |" in render_markdown(res)
+    # fixed seeds: the null pair's numbers are the same in a fresh process-free rerun without the cache
+    again = evaluate(runs, **{**kw, "cache_dir": tmp_path / "other"})
+    assert [r["predictions"][bl.NULL_PAIR] for r in again.runs] == [r["predictions"][bl.NULL_PAIR] for r in res.runs]
+    assert res.settings["null_pair"]["cache_setup"] != res.settings["cache"]["setup"]
+
+
+def test_null_pair_is_untrained_with_the_pairs_architecture_and_tokenizer(tiny_pair):
+    from attribution.score import CheckpointPair, Scorer
+
+    pair = CheckpointPair.load(*tiny_pair, beta=0.3)
+    null = bl.null_scorer(Scorer(pair)).pairs.pairs["default"]
+    assert null.beta == 0.3 and null.tokenizer is pair.tokenizer
+    assert type(null.policy.model) is type(pair.policy.model) and null.policy.model.config.to_dict() == pair.policy.model.config.to_dict()
+    w = [m.get_output_embeddings().weight for m in (null.policy.model, null.reference.model, pair.policy.model)]
+    assert not torch_equal(w[0], w[1]) and not torch_equal(w[0], w[2])
+    again = bl.null_scorer(Scorer(pair)).pairs.pairs["default"]
+    assert torch_equal(again.policy.model.get_output_embeddings().weight, w[0])  # fixed seeds
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_readme_example_is_drawn_by_a_fixed_rule_whatever_the_verdict():
+    """The first non-lucky failure in file order, even when the trained pair gets it wrong."""
+    from attribution.world.results import Scored, _culprit, pick_example
+
+    def scored(rid, lucky, pa, ref):
+        msgs = [{"role": "user", "content": "t"}] + [{"role": "assistant", "name": "a", "content": "x"}] * 2
+        rec = {"id": rid, "messages": msgs, "success": False, "lucky_failure": lucky, "mistake_step": 1,
+               "mistake_agent": "a", "advantages": [None, -1.0, 0.0]}
+        return Scored(rec, [1, 2], {1: pa[0] + ref[0], 2: pa[1] + ref[1]}, {1: ref[0], 2: ref[1]}, {1: 1, 2: 1}, 1.0)
+
+    runs = [scored("lucky", True, (-1, 0), (0, -1)), scored("wrong", False, (0, -1), (0, -1)), scored("right", False, (-1, 0), (0, -1))]
+    assert _culprit(runs[1], Scored.pa) != runs[1].record["mistake_step"]
+    assert pick_example(runs)["id"] == "wrong"

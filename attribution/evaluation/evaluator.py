@@ -18,7 +18,7 @@ from attribution.errors import ConfigError, ScoringError
 from attribution.evaluation import baselines as bl
 from attribution.evaluation.cache import ScoreCache, default_cache_dir, scoring_key
 from attribution.evaluation.data import label_problems
-from attribution.evaluation.metrics import Metric, Prediction, summarize
+from attribution.evaluation.metrics import Metric, Prediction, paired_difference, prediction_values, summarize
 from attribution.evaluation.selection import SELECT, Setting, cross_validate, settings_grid
 from attribution.rank import aggregate as aggregate_steps, rank
 from attribution.types import Run
@@ -65,7 +65,10 @@ class EvalResult:
     grid : dict, subset -> ``"aggregate/ranker"`` -> :class:`MethodResult` (each a fixed setting)
     selection : dict or None, how the setting was chosen (None when it was fixed)
     runs : list of dict, per run: labels, fold and each method's prediction
-    timing : dict, wall seconds and how many runs were scored or read from the cache
+    differences : dict, subset -> baseline -> metric -> :class:`Metric` of the paired difference
+        ``attribution - baseline`` over runs (the structural floors: longest action step, null pair)
+    timing : dict, wall seconds, how many runs were scored or read from the cache, and how many
+        cache entries were found invalid and scored again (``bad_cache_entries``)
     """
 
     settings: dict[str, Any]
@@ -76,6 +79,8 @@ class EvalResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    #: subset -> baseline -> metric -> paired bootstrap difference (attribution minus baseline)
+    differences: dict[str, dict[str, dict[str, Metric]]] = field(default_factory=dict)
 
     @property
     def attribution_method(self) -> str:
@@ -91,6 +96,9 @@ class EvalResult:
             "selection": self.selection,
             "subsets": {s: {n: m.to_dict() for n, m in ms.items()} for s, ms in self.subsets.items()},
             "grid": {s: {n: m.to_dict() for n, m in ms.items()} for s, ms in self.grid.items()},
+            "differences": {
+                s: {b: {k: m.to_dict() for k, m in ms.items()} for b, ms in bs.items()} for s, bs in self.differences.items()
+            },
             "runs": self.runs,
             "timing": self.timing,
         }
@@ -171,6 +179,7 @@ def evaluate(
     use_cache: bool = True,
     group_size: int = 8,
     progress: bool = False,
+    null_pair: bool = True,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -194,6 +203,8 @@ def evaluate(
     use_cache : False keeps scores in memory only
     group_size : runs per batched scoring call (each group is cached as it finishes)
     progress : show a progress bar over runs while scoring
+    null_pair : also score every run with the null pair (see
+        :mod:`~attribution.evaluation.baselines`; its own cache entries) and report it
 
     Returns
     -------
@@ -237,20 +248,25 @@ def evaluate(
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ScoreCache(root if use_cache else None, key)
     stats = score_runs(scorer, runs, cache, group_size=group_size, progress=progress)
+    null = ncache = None
+    if null_pair:
+        null = bl.null_scorer(scorer)
+        ncache = ScoreCache(root if use_cache else None, scoring_key(null))
+        stats["null_pair"] = score_runs(null, runs, ncache, group_size=group_size, progress=progress)
 
     # Every setting and every baseline from the cached scores: no forward pass from here on.
     grid = settings_grid(aggregate, ranker)
     table: dict[Setting, list[Prediction]] = {s: [] for s in grid}
-    base: dict[str, list[Prediction]] = {bl.FIRST: [], bl.LAST: [], **{b: [] for b in bl.SCORE_BASELINES}}
+    null_table: dict[Setting, list[Prediction]] = {s: [] for s in grid}
+    base: dict[str, list[Prediction]] = {bl.FIRST: [], bl.LAST: [], bl.LONGEST: [], **{b: [] for b in bl.SCORE_BASELINES}}
     for run in runs:
         got = _load_scores(scorer, cache, run)
-        for agg in dict.fromkeys(a for a, _ in grid):
-            scored = aggregate_steps(got.steps, agg)
-            for a, r in grid:
-                if a == agg:
-                    table[(a, r)].append(bl.ranked_prediction(run, scored, r))
+        _predict_grid(run, got.steps, grid, table)
+        if null is not None:
+            _predict_grid(run, _load_scores(null, ncache, run).steps, grid, null_table)
         base[bl.FIRST].append(bl.first_action(run))
         base[bl.LAST].append(bl.last_action(run))
+        base[bl.LONGEST].append(bl.longest_action(run, got.steps))
         for b in bl.SCORE_BASELINES:
             base[b].append(bl.score_baseline(run, got.steps, got.entropies, b, aggregate=baseline_aggregate))
 
@@ -272,10 +288,16 @@ def evaluate(
         methods[f"attribution, best in-sample ({a}, {r})"] = (
             table[(a, r)], True, "setting chosen on these same runs: optimistic",
         )
+    attribution_name = next(iter(methods))
+    if null is not None:  # the same selection, on the null pair's scores
+        base[bl.NULL_PAIR] = (
+            null_table[grid[0]] if len(grid) == 1 else cross_validate(runs, null_table, folds=folds, seed=seed, strata=strata).predictions
+        )
 
     groups = _groups(strata)
     subsets: dict[str, dict[str, MethodResult]] = {}
     grid_results: dict[str, dict[str, MethodResult]] = {}
+    differences: dict[str, dict[str, dict[str, Metric]]] = {}
     for gname, idx in groups.items():
         sub = [runs[i] for i in idx]
 
@@ -288,8 +310,12 @@ def evaluate(
         res[bl.RANDOM_ACTION] = MethodResult(bl.RANDOM_ACTION, "baseline", summ(expected=[bl.random_expectation(x, over="action") for x in sub]), note="analytic expectation")
         res[bl.RANDOM_ALL] = MethodResult(bl.RANDOM_ALL, "baseline", summ(expected=[bl.random_expectation(x, over="all") for x in sub]), note="analytic expectation, as the Who&When papers report it")
         for b, preds in base.items():
-            note = f"{baseline_aggregate} over tokens" if b in bl.SCORE_BASELINES else ""
+            note = _BASE_NOTES.get(b, f"{baseline_aggregate} over tokens" if b in bl.SCORE_BASELINES else "")
             res[b] = MethodResult(b, "baseline", summ([preds[i] for i in idx]), note=note)
+        differences[gname] = {
+            b: _differences(sub, [methods[attribution_name][0][i] for i in idx], [base[b][i] for i in idx], n_boot, seed)
+            for b in (bl.LONGEST, bl.NULL_PAIR) if b in base
+        }
         subsets[gname] = res
         grid_results[gname] = {
             f"{a}/{r}": MethodResult(f"{a}/{r}", "grid", summ([table[(a, r)][i] for i in idx]), note="one fixed setting")
@@ -322,11 +348,42 @@ def evaluate(
         "scoring": {**scorer.settings(), "betas": {n: p.beta for n, p in scorer.pairs.pairs.items()}},
         "render": {n: p["render"] for n, p in key["pairs"].items()},
         "cache": {"dir": str(cache.folder) if cache.folder is not None else None, "setup": cache.digest},
+        "null_pair": (
+            {"seeds": list(bl.NULL_SEEDS), "selection": "same as the attribution", "cache_setup": ncache.digest}
+            if ncache is not None else None
+        ),
         "group_size": group_size,
         "label_problems": label_problems(runs),
     }
-    timing = {**stats, "total_s": round(time.perf_counter() - t0, 3)}
-    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing)
+    # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
+    bad = len(cache.bad) + (len(ncache.bad) if ncache is not None else 0)
+    timing = {**stats, "bad_cache_entries": bad, "total_s": round(time.perf_counter() - t0, 3)}
+    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing, differences=differences)
+
+
+_BASE_NOTES = {
+    bl.LONGEST: "most scored tokens",
+    bl.NULL_PAIR: "untrained models of the pair's architecture, same selection",
+}
+
+
+def _predict_grid(run: Run, steps: Any, grid: list[Setting], table: dict[Setting, list[Prediction]]) -> None:
+    for agg in dict.fromkeys(a for a, _ in grid):
+        scored = aggregate_steps(steps, agg)
+        for a, r in grid:
+            if a == agg:
+                table[(a, r)].append(bl.ranked_prediction(run, scored, r))
+
+
+def _differences(runs: Sequence[Run], ours: Sequence[Prediction], theirs: Sequence[Prediction], n_boot: int, seed: int) -> dict[str, Metric]:
+    """Paired bootstrap differences (ours - theirs) of the step and agent accuracies over the labelled runs."""
+    out = {}
+    for name, label in (("step_accuracy_score", "mistake_step"), ("agent_accuracy_score", "mistake_agent")):
+        keep = [i for i, r in enumerate(runs) if getattr(r, label) is not None]
+        a = [prediction_values(runs[i].mistake_step, runs[i].mistake_agent, ours[i])[name] for i in keep]
+        b = [prediction_values(runs[i].mistake_step, runs[i].mistake_agent, theirs[i])[name] for i in keep]
+        out[name] = paired_difference(a, b, n_boot=n_boot, seed=seed)
+    return out
 
 
 def _pred_dict(p: Prediction) -> dict[str, Any]:

@@ -65,6 +65,20 @@ def _n(methods: dict[str, MethodResult]) -> str:
     return f"{first['step_accuracy_score'].n} runs with a step label, {first['agent_accuracy_score'].n} with an agent label"
 
 
+def _signed(m: Metric) -> str:
+    """A paired difference in percentage points, signed, with its interval."""
+    if m.value is None:
+        return "—"
+    f = lambda x: f"{100 * x:+.2f}"  # noqa: E731
+    return f(m.value) + (f" [{f(m.low)}, {f(m.high)}]" if m.low is not None else "")
+
+
+def _difference_rows(result: EvalResult, subset: str) -> list[tuple[str, str, str]]:
+    """(baseline, step acc difference, agent acc difference) rows of one subset."""
+    return [(b, _signed(d["step_accuracy_score"]), _signed(d["agent_accuracy_score"]))
+            for b, d in result.differences.get(subset, {}).items()]
+
+
 def format_table(result: EvalResult, *, ci: bool = True) -> str:
     """The terminal table: one block per subset, one row per method (intervals on the two accuracies)."""
     lines = []
@@ -78,12 +92,17 @@ def format_table(result: EvalResult, *, ci: bool = True) -> str:
         lines.append("  ".join(h.ljust(widths[0]) if j == 0 else h.rjust(widths[j]) for j, h in enumerate(head)))
         for r in rows:
             lines.append("  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(r)))
+        for b, step, agent in _difference_rows(result, subset):
+            lines.append(f"  {result.attribution_method} − {b}: step acc {step}, agent acc {agent} (paired, points)")
         lines.append("")
     if result.selection:
         counts = ", ".join(f"{k} ×{v}" for k, v in result.selection["chosen_counts"].items())
         lines.append(f"selection: {result.selection['method']} (seed {result.selection['seed']}); chosen: {counts}")
     if any(m.in_sample for ms in result.subsets.values() for m in ms.values()):
         lines.append(f"{FLAG} setting chosen on these same runs: optimistic, not a held-out estimate")
+    bad = result.timing.get("bad_cache_entries", 0)
+    if bad:
+        lines.append(f"{bad} invalid score-cache entries were found, not used, and scored again")
     lines.append("accuracies in %, [bootstrap 95% interval]; |err| = mean absolute step error; step match is exact")
     return "\n".join(lines)
 
@@ -132,6 +151,11 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
         md += [f"### {subset}", "", f"{_n(methods)}.", ""]
         rows = [[_label(m)] + [_cell(k, m.metrics[k], True) for k, _ in _COLUMNS] + [m.note] for m in methods.values()]
         md += _md_table(["method"] + [_md_header(h) for _, h in _COLUMNS] + ["note"], rows) + [""]
+        diffs = _difference_rows(result, subset)
+        if diffs:
+            md += [f"Paired bootstrap differences, `{result.attribution_method}` minus each structural floor, in "
+                   "percentage points [95% interval]:", ""]
+            md += _md_table(["baseline", "step acc difference", "agent acc difference"], [list(r) for r in diffs]) + [""]
         for kind, rel in (figures or {}).get(subset, {}).items():
             md += [f"![{kind} ({subset})]({rel})", ""]
     md += ["## Every setting", "", f"Each row is one fixed aggregation/ranker over all runs of the subset. Picking the best row "
@@ -143,7 +167,8 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
         rows = [[m.name + (f" {FLAG}" if m is best else "")] + [_fmt(k)(m.metrics[k].value) for k in keys] for m in rows_.values()]
         md += _md_table(["aggregate/ranker", "agent acc", "step acc", "±1", "top-3", _md_header("|err|")], rows) + [""]
     t = result.timing
-    md += ["## Timing", "", f"{t.get('runs')} distinct runs: {t.get('scored')} scored, {t.get('from_cache')} read from the cache; "
+    md += ["## Timing", "", f"{t.get('runs')} distinct runs: {t.get('scored')} scored, {t.get('from_cache')} read from the cache "
+           f"({t.get('bad_cache_entries', 0)} invalid cache entries scored again); "
            f"scoring {t.get('scoring_s')} s, total {t.get('total_s')} s.", ""]
     return "\n".join(md)
 

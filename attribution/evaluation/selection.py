@@ -8,6 +8,12 @@ setting that scores best on the *other* folds. Every run thus gets a held-out pr
 the metrics over those are an honest estimate of "choose the setting on data like this, then
 use it". The best setting on all the data is still reported, flagged as in-sample.
 
+Run scores (the success AUROC's input) of different settings are on different scales (a sum
+of log-ratios against a mean, a running total against a drop), so the held-out predictions'
+run scores are **rank-normalised within each fold** (to ``(rank - 0.5) / n``, ties averaged)
+before they are pooled over folds: the pooled AUROC then compares runs by their place within
+their own fold, never a ``sum`` score of one fold against a ``mean`` score of another.
+
 The criterion, on the training folds: step accuracy, then agent accuracy, then the lower mean
 absolute step error; remaining ties go to the earlier setting of the grid (``sum`` /
 ``most-negative`` first).
@@ -99,6 +105,21 @@ class Selection:
         }
 
 
+def _rank_normalise_within_folds(preds: list[Any], fold_of: Sequence[int], k: int) -> None:
+    """Replace each held-out run score by its ``(rank - 0.5) / n`` within its fold (in place, on copies)."""
+    from dataclasses import replace
+
+    from scipy.stats import rankdata
+
+    for f in range(k):
+        idx = [i for i, g in enumerate(fold_of) if g == f and preds[i].run_score is not None]
+        if not idx:
+            continue
+        ranks = rankdata([preds[i].run_score for i in idx])  # average ranks for ties
+        for i, r in zip(idx, ranks):
+            preds[i] = replace(preds[i], run_score=float((r - 0.5) / len(idx)))
+
+
 def cross_validate(
     runs: Sequence[Any], table: dict[Setting, list[Prediction]], *, folds: int = 5, seed: int = 0, strata: Sequence[Any] | None = None
 ) -> Selection:
@@ -128,6 +149,7 @@ def cross_validate(
         for i, g in enumerate(fold_of):
             if g == f:
                 preds[i] = table[setting][i]
+    _rank_normalise_within_folds(preds, fold_of, k)
     counts: dict[str, int] = {}
     for a, r in chosen:
         counts[f"{a}/{r}"] = counts.get(f"{a}/{r}", 0) + 1

@@ -5,6 +5,13 @@ as ``gather - logsumexp`` in fp32. ``realised_logprobs`` runs a causal LM over a
 (right-padded) sequences and returns the log-prob of chosen positions' tokens, applying the
 output head to at most ``chunk`` positions at a time, so full-vocabulary fp32 logits never
 exist for more than a chunk.
+
+With half-precision weights (bf16, fp16) the output head runs in fp32: the hidden states of
+the picked positions and the head's weight are upcast before the matmul, so the logits are
+not rounded to 8 (bf16) or 11 (fp16) mantissa bits before the fp32 log-softmax (a bf16 head
+moved per-token log-probs of the embedded pair by up to about 0.05 nats). The trunk still
+runs in the weights' dtype. A model whose head cannot be split off (see :class:`OutputHead`)
+keeps its own forward's logits, in its own dtype.
 """
 
 from __future__ import annotations
@@ -35,10 +42,12 @@ def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Te
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy ``-sum_v p_v log p_v`` of ``softmax(logits)`` over the last axis, in fp32 (nats).
 
-    Equals ``-(torch.softmax(logits.float(), -1) * torch.log_softmax(logits.float(), -1)).sum(-1)``.
+    Equals ``-(torch.softmax(logits.float(), -1) * torch.log_softmax(logits.float(), -1)).sum(-1)``
+    with ``0 log 0 = 0``: a ``-inf`` logit (a masked token) adds nothing instead of a NaN.
     """
     logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+    # A -inf logit has p = 0 and contributes 0 (0 * -inf would be NaN).
+    return -torch.where(logp.isneginf(), 0.0, logp.exp() * logp).sum(-1)
 
 
 class OutputHead:
@@ -61,8 +70,20 @@ class OutputHead:
         out = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state  # [batch, seq, hidden]
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.head(hidden)
+    def fp32_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The head's weight and bias in fp32 (None when the head is not a plain linear map)."""
+        weight = getattr(self.head, "weight", None)
+        if not isinstance(self.head, torch.nn.Linear) or weight is None:
+            return None
+        bias = self.head.bias
+        return weight.float(), (bias.float() if bias is not None else None)
+
+    def logits(self, hidden: torch.Tensor, fp32: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
+        """Logits from hidden states; with ``fp32`` (from :meth:`fp32_weights`) the matmul runs in fp32."""
+        if fp32 is not None:
+            logits = torch.nn.functional.linear(hidden.float(), fp32[0], fp32[1])
+        else:
+            logits = self.head(hidden)
         if self.scale:
             logits = logits / self.scale
         if self.softcap:
@@ -131,9 +152,11 @@ def realised_logprobs(
     if head.split:
         hidden = head.trunk(input_ids, None)  # [batch, seq, hidden]
         picked = hidden[rows, cols - 1]  # [n, hidden]: the state that predicts each target
+        # Half-precision weights: the head in fp32 (one upcast copy of the head per call).
+        fp32 = head.fp32_weights() if picked.dtype in (torch.bfloat16, torch.float16) else None
         for lo in range(0, rows.numel(), chunk):
             hi = lo + chunk
-            logits = head.logits(picked[lo:hi])  # [chunk, vocab]
+            logits = head.logits(picked[lo:hi], fp32)  # [chunk, vocab], fp32 with half weights
             out[lo:hi] = selective_log_softmax(logits, targets[lo:hi])
             if ent is not None:
                 ent[lo:hi] = entropy_from_logits(logits)

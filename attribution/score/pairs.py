@@ -26,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 from attribution.errors import CheckpointError, ConfigError
 from attribution.io import parse_json
 
-__all__ = ["Checkpoint", "CheckpointPair", "PairConfig", "load_pair_config"]
+__all__ = ["Checkpoint", "CheckpointPair", "PairConfig", "load_pair_config", "file_sha256", "hash_memo_path", "TOKENIZER_FILES"]
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
@@ -54,19 +55,63 @@ def _check_folder(path: Path) -> None:
         raise CheckpointError(f"{path}: incomplete checkpoint folder, missing {', '.join(missing)}")
 
 
+#: Files of a checkpoint folder that change what a tokenizer produces.
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+)
+
+
+def hash_memo_path() -> Path:
+    """The on-disk memo of full-content file hashes: ``$XDG_CACHE_HOME/attribution/file-sha256.json``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "attribution" / "file-sha256.json"
+
+
+def file_sha256(path: Path, memo: Path | None = None) -> str:
+    """The sha256 of a file's full content, memoised on disk by (path, size, mtime_ns, inode).
+
+    A checkpoint of tens of GB is read once; later calls cost a ``stat``. Any write to the
+    file changes its mtime (a copy over it changes its inode), so a memo entry never
+    outlives the content it describes.
+    """
+    from attribution.io import atomic_write_text
+
+    memo = hash_memo_path() if memo is None else memo
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    try:
+        table = json.loads(memo.read_text())
+        if not isinstance(table, dict):
+            table = {}
+    except (OSError, ValueError):
+        table = {}
+    if isinstance(table.get(key), str):
+        return table[key]
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    stale = str(path.resolve()) + "|"
+    table = {k: v for k, v in table.items() if not k.startswith(stale)}  # older versions of this file
+    table[key] = digest
+    try:
+        atomic_write_text(memo, json.dumps(table, indent=0, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache folder costs a re-hash next time, never a wrong id
+    return digest
+
+
 def _fingerprint(path: Path) -> str:
-    """A content id of a local checkpoint: config plus the weights' size and first/last 16 MiB."""
-    h = hashlib.sha256((path / "config.json").read_bytes())
-    block = 16 << 20
-    for f in sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin")):
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}".encode())
-        with f.open("rb") as fh:
-            h.update(fh.read(block))
-            if size > 2 * block:
-                fh.seek(-block, os.SEEK_END)
-                h.update(fh.read(block))
-    return h.hexdigest()[:16]
+    """A content id of a local checkpoint: the full content of its config, weight and tokenizer files."""
+    h = hashlib.sha256()
+    files = [path / "config.json"]
+    files += sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json"))
+    files += [path / f for f in TOKENIZER_FILES if (path / f).is_file()]
+    for f in files:
+        h.update(f"{f.name}:{file_sha256(f)}\n".encode())
+    return h.hexdigest()[:32]
 
 
 @dataclass
@@ -86,14 +131,19 @@ class Checkpoint:
 
     @property
     def id(self) -> str:
-        """Stable id: ``folder-name@content-hash`` for a folder, ``repo@commit`` for a hub id."""
+        """Stable id: ``folder-name@content-hash`` for a folder (config, weights and tokenizer files,
+        full content, see :func:`file_sha256`), ``repo@commit`` for a hub id (its revision)."""
         if self._id is None:
             if self.is_local:
                 path = Path(self.name).expanduser().resolve()
                 _check_folder(path)
                 self._id = f"{path.name}@{_fingerprint(path)}"
-            else:
-                commit = getattr(self.model.config, "_commit_hash", None) or "unknown"
+            else:  # the hub revision names every file of the repo, weights and tokenizer alike
+                commit = getattr(self.model.config, "_commit_hash", None)
+                if not commit:  # no revision to name it by: an id that matches nothing cached
+                    import uuid
+
+                    commit = f"unknown-revision-{uuid.uuid4().hex}"
                 self._id = f"{self.name}@{commit}"
         return self._id
 
@@ -180,14 +230,16 @@ class CheckpointPair:
     _checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
-            raise ConfigError(f"beta must be a positive number. Got {self.beta!r} instead.")
+        ok = isinstance(self.beta, (int, float)) and not isinstance(self.beta, bool) and math.isfinite(self.beta) and self.beta > 0
+        if not ok:
+            raise ConfigError(f"The 'beta' parameter of pair {self.name!r} must be a finite positive number. Got {self.beta!r} instead.")
+        self.beta = float(self.beta)
 
     @classmethod
     def load(
         cls, policy: str, reference: str, beta: float = 1.0, *, name: str = "default", dtype: str = "float32", device: str = "cpu"
     ) -> "CheckpointPair":
-        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), float(beta), name)
+        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), beta, name)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -275,14 +327,19 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
             raise ConfigError(f"{path}: pairs.{pname}.beta must be a number. Got {beta_value!r} instead.")
         if not isinstance(spec.get("dtype", dtype), str):
             raise ConfigError(f"{path}: pairs.{pname}.dtype must be a string. Got {spec['dtype']!r} instead.")
-        pairs[pname] = CheckpointPair.load(
-            resolve(spec["policy"], f"pairs.{pname}.policy"),
-            resolve(spec["reference"], f"pairs.{pname}.reference"),
-            spec.get("beta", 1.0),
-            name=pname,
-            dtype=spec.get("dtype", dtype),
-            device=device,
-        )
+        try:
+            pairs[pname] = CheckpointPair.load(
+                resolve(spec["policy"], f"pairs.{pname}.policy"),
+                resolve(spec["reference"], f"pairs.{pname}.reference"),
+                spec.get("beta", 1.0),
+                name=pname,
+                dtype=spec.get("dtype", dtype),
+                device=device,
+            )
+        except ConfigError as err:
+            if str(err).startswith(str(path)):
+                raise
+            raise ConfigError(f"{path}: {err}") from None
     agents = raw.get("agents", {})
     if not isinstance(agents, dict) or not all(isinstance(v, str) for v in agents.values()):
         raise ConfigError(f"{path}: 'agents' must map agent names or globs to pair names")

@@ -9,12 +9,24 @@ Two renderings, chosen per checkpoint pair:
   model sees who spoke even where the template drops ``name``. Consecutive messages of the
   same role are kept as separate turns when the template allows it; a template that refuses
   the conversation is an error (pass ``chat_template=False``), never a silent fallback.
+  Each step's content is then *located* in the template's text, after the previous one:
+  as written, else with trailing whitespace trimmed, else with both ends trimmed (templates
+  such as ``{{ m['content'] | trim }}``). The characters found are the ones scored; the
+  whitespace a template trimmed is not in the model's input, so it is not scored. A
+  template that rewrites the content otherwise (upper-casing, escaping) is an error.
 * **plain** (no template): ``[agent]: content`` followed by a blank line, per step.
 
-In both, the text is cut into segments at the boundaries of each step's content and each
-segment is tokenised on its own, so a step's tokens never merge with the text around them
-and its span is exact. Only the content tokens of a step are scored; headers and template
-tokens are context.
+**Tokenisation.** The whole rendered text is encoded once, as the model would see it in
+deployment, and each token is mapped back to characters with the tokenizer's offsets
+(``return_offsets_mapping``). A step's tokens are those whose characters overlap its
+content. **A token that straddles a boundary** (byte-level BPE merges the header's space
+into the first word, ``" word"``; a SentencePiece ``"▁word"`` holds the space before it)
+**belongs to the step whose content holds its first content character**, so the first word
+of a step is scored with the token the model really predicts; a token that overlaps no
+content (header, separator, template text) is context. ``pieces`` (the token texts) are
+clipped to the content and join back into it exactly. Tokenizers without offsets (slow,
+Python ones) fall back to encoding header, content and separator segment by segment.
+Only the content tokens of a step are scored; headers and template tokens are context.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from typing import Any
 from attribution.errors import ConfigError
 from attribution.types import Run
 
-__all__ = ["Rendered", "render_run", "has_chat_template", "header", "SEPARATOR"]
+__all__ = ["Rendered", "render_run", "render_text", "has_chat_template", "header", "SEPARATOR"]
 
 SEPARATOR = "\n\n"
 
@@ -34,15 +46,20 @@ SEPARATOR = "\n\n"
 class Rendered:
     """Token ids of a rendered run and each step's ``[start, end)`` content span in them.
 
-    ``pieces[i]`` cuts step ``i``'s content into one string per content token (the text from
-    the previous token's end to this one's, so they join back into the content exactly);
-    a token that shares its characters with the previous one (byte fallback) gets ``""``.
+    ``pieces[i]`` cuts step ``i``'s scored characters into one string per content token (the
+    text from the previous token's end to this one's, clipped to the content, so they join
+    back into it exactly); a token that shares its characters with the previous one (byte
+    fallback) gets ``""``. ``text`` is the rendered text and ``chars[i]`` the ``[start, end)``
+    characters of step ``i``'s content in it: the scored characters (with a trimming chat
+    template, the trimmed content).
     """
 
     input_ids: list[int]
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
     mode: str = "plain"
     pieces: dict[int, list[str]] = field(default_factory=dict)
+    text: str = ""
+    chars: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -58,6 +75,18 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _clip_pieces(text: str, offsets: list[tuple[int, int]], cs: int, ce: int) -> list[str]:
+    """The text each token covers inside ``text[cs:ce]``; they join back into it exactly."""
+    pieces, cur = [], cs
+    for _, end in offsets:
+        end = min(end, ce)
+        pieces.append(text[cur:end] if end > cur else "")
+        cur = max(cur, end)
+    if pieces and cur < ce:
+        pieces[-1] += text[cur:ce]
+    return pieces
+
+
 def _encode_with_pieces(tokenizer: Any, text: str) -> tuple[list[int], list[str]]:
     """Token ids of ``text`` and the text each token covers (see :class:`Rendered`)."""
     if not text:
@@ -66,13 +95,7 @@ def _encode_with_pieces(tokenizer: Any, text: str) -> tuple[list[int], list[str]
         ids = _encode(tokenizer, text)
         return ids, tokenizer.batch_decode([[t] for t in ids])
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    pieces, prev = [], 0
-    for _, end in enc["offset_mapping"]:
-        pieces.append(text[prev:end] if end > prev else "")
-        prev = max(prev, end)
-    if pieces and prev < len(text):
-        pieces[-1] += text[prev:]
-    return list(enc["input_ids"]), pieces
+    return list(enc["input_ids"]), _clip_pieces(text, list(enc["offset_mapping"]), 0, len(text))
 
 
 def header(agent: str) -> str:
@@ -80,8 +103,27 @@ def header(agent: str) -> str:
     return f"[{agent}]: "
 
 
+def render_text(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") -> tuple[str, dict[int, tuple[int, int]], str]:
+    """The rendered text of ``run``, each step's ``[start, end)`` content characters in it, and the mode."""
+    if chat_template not in ("auto", True, False):
+        raise ConfigError(f"chat_template must be 'auto', True or False. Got {chat_template!r} instead.")
+    use_template = has_chat_template(tokenizer) if chat_template == "auto" else bool(chat_template)
+    if use_template and not has_chat_template(tokenizer):
+        raise ConfigError("chat_template=True but the tokenizer has no chat template")
+    if use_template:
+        text, chars = _template_text(run, tokenizer)
+        return text, chars, "chat_template"
+    parts, chars, at = [], {}, 0
+    for step in run.steps:
+        head = header(step.agent)
+        chars[step.index] = (at + len(head), at + len(head) + len(step.content))
+        parts += [head, step.content, SEPARATOR]
+        at += len(head) + len(step.content) + len(SEPARATOR)
+    return "".join(parts), chars, "plain"
+
+
 def render_run(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") -> Rendered:
-    """Render ``run`` for ``tokenizer``.
+    """Render ``run`` for ``tokenizer`` and encode it once (see the module docstring).
 
     Parameters
     ----------
@@ -95,65 +137,108 @@ def render_run(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") 
     Rendered
         ``spans[i]`` is the token span of step ``i``'s content, for every step.
     """
-    if chat_template not in ("auto", True, False):
-        raise ConfigError(f"chat_template must be 'auto', True or False. Got {chat_template!r} instead.")
-    use_template = has_chat_template(tokenizer) if chat_template == "auto" else bool(chat_template)
-    if use_template and not has_chat_template(tokenizer):
-        raise ConfigError("chat_template=True but the tokenizer has no chat template")
-    if use_template:
-        segments = _template_segments(run, tokenizer)
-        mode = "chat_template"
-    else:
-        segments = []
-        for step in run.steps:
-            segments.append((None, header(step.agent)))
-            segments.append((step.index, step.content))
-            segments.append((None, SEPARATOR))
-        mode = "plain"
-
+    text, chars, mode = render_text(run, tokenizer, chat_template=chat_template)
     ids: list[int] = []
     bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is not None and not use_template:
+    if bos is not None and mode == "plain":
         ids.append(bos)
+    if not getattr(tokenizer, "is_fast", False):
+        return _render_segments(text, chars, tokenizer, ids, mode)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    owner = _token_owners(offsets, chars)
+    base = len(ids)
+    ids.extend(enc["input_ids"])
+    by_step: dict[int, list[int]] = {}
+    for t, o in enumerate(owner):
+        if o is not None:
+            by_step.setdefault(o, []).append(t)
     spans: dict[int, tuple[int, int]] = {}
     pieces: dict[int, list[str]] = {}
-    for step_index, text in segments:
+    for step_index, (cs, ce) in chars.items():
+        mine = by_step.get(step_index, [])
+        if mine:
+            lo, hi = mine[0], mine[-1] + 1
+            if hi - lo != len(mine):  # impossible with ordered offsets; a broken tokenizer is not scored wrong
+                raise ConfigError(f"the tokenizer's offsets of run {run.run_id!r} put step {step_index}'s tokens out of order")
+        else:  # no content tokens: an empty span where the content would be
+            lo = hi = sum(1 for a, _ in offsets if a < cs)
+        spans[step_index] = (base + lo, base + hi)
+        pieces[step_index] = _clip_pieces(text, offsets[lo:hi], cs, ce) if mine else []
+    return Rendered(input_ids=ids, spans=spans, mode=mode, pieces=pieces, text=text, chars=chars)
+
+
+def _token_owners(offsets: list[tuple[int, int]], chars: dict[int, tuple[int, int]]) -> list[int | None]:
+    """Per token, the step whose content holds its first content character (None: context)."""
+    ranges = sorted((cs, ce, i) for i, (cs, ce) in chars.items() if ce > cs)
+    owner: list[int | None] = []
+    j = 0
+    for a, b in offsets:
+        while j < len(ranges) and ranges[j][1] <= a:
+            j += 1
+        if j == len(ranges):
+            owner.append(None)
+            continue
+        cs, ce, i = ranges[j]
+        if b > a:
+            owner.append(i if max(a, cs) < min(b, ce) else None)
+        else:  # a token with no characters of its own counts where it sits
+            owner.append(i if cs < a < ce else None)
+    return owner
+
+
+def _render_segments(text: str, chars: dict[int, tuple[int, int]], tokenizer: Any, ids: list[int], mode: str) -> Rendered:
+    """Fallback for tokenizers without offsets: header, content and separator encoded apart."""
+    spans: dict[int, tuple[int, int]] = {}
+    pieces: dict[int, list[str]] = {}
+    cursor = 0
+    for step_index, (cs, ce) in sorted(chars.items(), key=lambda kv: kv[1]):
+        ids.extend(_encode(tokenizer, text[cursor:cs]))
         start = len(ids)
-        if step_index is None:
-            ids.extend(_encode(tokenizer, text))
-        else:
-            seg, pieces[step_index] = _encode_with_pieces(tokenizer, text)
-            ids.extend(seg)
-            spans[step_index] = (start, len(ids))
-    return Rendered(input_ids=ids, spans=spans, mode=mode, pieces=pieces)
+        seg, pieces[step_index] = _encode_with_pieces(tokenizer, text[cs:ce])
+        ids.extend(seg)
+        spans[step_index] = (start, len(ids))
+        cursor = ce
+    ids.extend(_encode(tokenizer, text[cursor:]))
+    return Rendered(input_ids=ids, spans=spans, mode=mode, pieces=pieces, text=text, chars=chars)
 
 
-def _template_segments(run: Run, tokenizer: Any) -> list[tuple[int | None, str]]:
+def _locate(text: str, cursor: int, head: str, content: str) -> tuple[int, int] | None:
+    """Where ``content`` (as written, else trimmed) lies in ``text`` after ``cursor``, behind ``head``."""
+    for body in dict.fromkeys((content, content.rstrip(), content.strip())):
+        for prefix in dict.fromkeys((head, head.rstrip())):
+            if body or prefix:
+                at = text.find(prefix + body, cursor)
+                if at >= 0:
+                    return at + len(prefix), at + len(prefix) + len(body)
+    return None
+
+
+def _template_text(run: Run, tokenizer: Any) -> tuple[str, dict[int, tuple[int, int]]]:
     messages = []
-    bodies = []
     for step in run.steps:
-        head = header(step.agent)
-        messages.append({"role": "assistant" if step.is_action else "user", "content": head + step.content})
-        bodies.append((step.index, head, step.content))
+        messages.append({"role": "assistant" if step.is_action else "user", "content": header(step.agent) + step.content})
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False)
     except Exception as err:  # templates raise jinja errors of their own kinds
         raise ConfigError(
-            f"the tokenizer's chat template refused run {run.run_id!r} ({err}); "
+            f"the tokenizer's chat template refused run {run.run_id!r} ({_first_line(err)}); "
             "score with chat_template=False (--no-chat-template)"
         ) from err
-    segments: list[tuple[int | None, str]] = []
+    chars: dict[int, tuple[int, int]] = {}
     cursor = 0
-    for index, head, content in bodies:
-        at = text.find(head + content, cursor)
-        if at < 0:
+    for step in run.steps:
+        found = _locate(text, cursor, header(step.agent), step.content)
+        if found is None:
             raise ConfigError(
-                f"the chat template altered the text of step {index} of run {run.run_id!r}; "
-                "score with chat_template=False (--no-chat-template)"
+                f"the chat template altered the text of step {step.index} of run {run.run_id!r} beyond trimming "
+                "whitespace; score with chat_template=False (--no-chat-template)"
             )
-        body = at + len(head)
-        segments.append((None, text[cursor:body]))
-        segments.append((index, content))
-        cursor = body + len(content)
-    segments.append((None, text[cursor:]))
-    return segments
+        chars[step.index] = found
+        cursor = found[1]
+    return text, chars
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

@@ -20,7 +20,12 @@ from attribution.score.pairs import CheckpointPair, PairConfig
 from attribution.score.render import render_run
 from attribution.types import Run, StepScore
 
-__all__ = ["Window", "plan_windows", "Scorer", "ScoredRun"]
+__all__ = ["SCORING_VERSION", "Window", "plan_windows", "Scorer", "ScoredRun", "check_beta"]
+
+#: Version of the numbers this code produces; part of the score cache's key. Bump it with any
+#: change of rendering, tokenisation or log-prob computation that moves a score.
+#: 2: the run is encoded once (offsets map tokens to steps); fp32 output head for half weights.
+SCORING_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,28 @@ class ScoredRun:
     entropies: dict[int, list[float]] = field(default_factory=dict)
 
 
-def _model_window(pair: CheckpointPair) -> int:
-    cfg = pair.policy.model.config
+def _context_length(model: Any) -> int | None:
+    """The model's position limit from its config, or None when it has none (e.g. a state-space model)."""
+    cfg = model.config
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         v = getattr(cfg, attr, None)
-        if isinstance(v, int) and v > 0:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
-    raise ConfigError(f"{pair.policy.name}: cannot tell the model's context length; pass window=")
+    return None
+
+
+def _model_window(pair: CheckpointPair) -> int | None:
+    """The smaller of the two models' context lengths (None when neither has a limit)."""
+    limits = [n for n in (_context_length(pair.policy.model), _context_length(pair.reference.model)) if n is not None]
+    return min(limits) if limits else None
+
+
+def check_beta(beta: Any, where: str) -> float:
+    """``beta`` as a float, or a one-line ConfigError unless it is a finite positive number."""
+    ok = isinstance(beta, (int, float)) and not isinstance(beta, bool) and math.isfinite(beta) and beta > 0
+    if not ok:
+        raise ConfigError(f"The 'beta' parameter of {where} must be a finite positive number. Got {beta!r} instead.")
+    return float(beta)
 
 
 class Scorer:
@@ -117,6 +137,8 @@ class Scorer:
         entropy: bool = False,
     ):
         self.pairs = PairConfig.single(pairs) if isinstance(pairs, CheckpointPair) else pairs
+        for name, pair in self.pairs.pairs.items():  # every path (default pair, --pairs, --beta) ends here
+            check_beta(pair.beta, f"pair {name!r}")
         self.window = window
         self.min_context = min_context
         self.chat_template = chat_template
@@ -128,9 +150,16 @@ class Scorer:
     # -- settings -------------------------------------------------------------------------
     def window_for(self, pair: CheckpointPair) -> tuple[int, int]:
         limit = _model_window(pair)
+        if limit is None and self.window is None:
+            raise ConfigError(
+                f"{pair.policy.name}: the model's config gives no context length; pass the window to score with (--window)"
+            )
         window = self.window or limit
-        if window > limit:
-            raise ConfigError(f"window must be at most the model's context length {limit}. Got {window} instead.")
+        if limit is not None and window > limit:
+            raise ConfigError(
+                f"window must be at most the context length of pair {pair.name!r} (the smaller of its two models), {limit}. "
+                f"Got {window} instead."
+            )
         min_context = max(1, window // 4) if self.min_context is None else self.min_context
         return window, min_context
 
@@ -166,10 +195,13 @@ class Scorer:
         from attribution.score.logprobs import output_head, realised_logprobs
 
         assignments = [self.assign(run) for run in runs]
-        by_pair: dict[tuple[str, str], CheckpointPair] = {}
+        # Pairs that load the same two models (same folders, dtype and device: one Checkpoint
+        # object each, see pairs._checkpoint) share forward passes; beta never is shared: each
+        # step takes its own pair's beta below.
+        by_pair: dict[tuple[int, int], CheckpointPair] = {}
         for a in assignments:
             for pair in a.values():
-                by_pair.setdefault(pair.key, pair)
+                by_pair.setdefault(_models_key(pair), pair)
 
         # (run idx, step idx) -> (token texts, policy logps, ref logps, beta, policy entropies)
         results: dict[tuple[int, int], tuple[list[str], list[float], list[float], float, list[float]]] = {}
@@ -182,7 +214,7 @@ class Scorer:
             # run idx -> [3, n_tokens]: policy log-prob, reference log-prob, policy entropy per position
             values: dict[int, torch.Tensor] = {}
             for r, run in enumerate(runs):
-                steps = [i for i, p in assignments[r].items() if p.key == key]
+                steps = [i for i, p in assignments[r].items() if _models_key(p) == key]
                 if not steps:
                     continue
                 rendered = render_run(run, tok, chat_template=self.chat_template)
@@ -225,7 +257,7 @@ class Scorer:
                     s, e = rendered.spans[i]
                     lo = max(s, 1)
                     a, b, ent_i = values[r][:, lo:e].tolist() if e > lo else ([], [], [])
-                    results[(r, i)] = (rendered.pieces[i][lo - s :], a, b, pair.beta, ent_i)
+                    results[(r, i)] = (rendered.pieces[i][lo - s :], a, b, assignments[r][i].beta, ent_i)
 
         out = []
         for r, run in enumerate(runs):
@@ -247,6 +279,11 @@ class Scorer:
                     entropies[step.index] = e
             out.append(ScoredRun(run, steps, lengths[r], entropies))
         return out
+
+
+def _models_key(pair: CheckpointPair) -> tuple[int, int]:
+    """Which two loaded models a pair runs: pairs with equal keys share forward passes."""
+    return (id(pair.policy), id(pair.reference))
 
 
 #: Most padding a window may carry in a batch, as a share of the batch's width: padding costs a

@@ -9,7 +9,12 @@ ranker of :mod:`attribution.rank`, earliest step on a tie):
   step accuracy is 1 by construction: a check of the pipeline, and the ceiling);
 * ``policy log-prob`` / ``reference log-prob``: the summed (and, as a variant, the mean
   per token) log-probability of the step under one model alone (a confidence judge);
-* ``random``: a uniformly random action step (its exact expected accuracy per run).
+* ``random``: a uniformly random action step (its exact expected accuracy per run);
+* ``longest action step``: the action step with the most tokens (earliest on a tie), the
+  structural floor of a sum over tokens;
+* ``null pair``: progress advantage with the same rule from two untrained models of the
+  pair's architecture and tokenizer (fixed seeds, :func:`attribution.evaluation.baselines.null_scorer`):
+  what the rendering and the runs' shape alone give.
 
 Accuracies are over the non-lucky labelled failures, with percentile bootstrap 95%
 intervals over runs (2000 resamples, fixed seed); "beats" compares paired bootstrap
@@ -46,6 +51,8 @@ class Scored:
     ref_logp: dict[int, float]
     n_tokens: dict[int, int]
     beta: float
+    null_logp: dict[int, float] | None = None  # the null pair's summed log-probs, when scored
+    null_ref_logp: dict[int, float] | None = None
 
     def pa(self, k: int) -> float:
         return self.beta * (self.logp[k] - self.ref_logp[k])
@@ -59,11 +66,15 @@ def score_sets(records: list[dict], pairs_path: str | Path) -> list[Scored]:
     from attribution.diagnoser import make_scorer
     from attribution.parse import parse_run
 
+    from attribution.evaluation.baselines import null_scorer
+
     scorer = make_scorer(pairs=str(pairs_path), chat_template=False)
     runs = [parse_run(r, source=r["id"], format="chat") for r in records]
+    nulls = null_scorer(scorer).score_many(runs)
     out = []
-    for rec, scored in zip(records, scorer.score_many(runs)):
+    for rec, scored, null in zip(records, scorer.score_many(runs), nulls):
         steps = [s for s in scored.steps if s.kind == "action"]
+        nsteps = [s for s in null.steps if s.kind == "action"]
         out.append(
             Scored(
                 record=rec,
@@ -72,6 +83,8 @@ def score_sets(records: list[dict], pairs_path: str | Path) -> list[Scored]:
                 ref_logp={s.index: float(sum(s.ref_logps)) for s in steps},
                 n_tokens={s.index: len(s.logps) for s in steps},
                 beta=steps[0].beta,
+                null_logp={s.index: float(sum(s.logps)) for s in nsteps},
+                null_ref_logp={s.index: float(sum(s.ref_logps)) for s in nsteps},
             )
         )
     return out
@@ -88,6 +101,8 @@ JUDGES: dict[str, Callable[[Scored, int], float]] = {
     "reference log-prob, sum": lambda s, k: s.ref_logp[k],
     "policy log-prob, mean per token": lambda s, k: s.logp[k] / s.n_tokens[k],
     "reference log-prob, mean per token": lambda s, k: s.ref_logp[k] / s.n_tokens[k],
+    "longest action step": lambda s, k: -s.n_tokens[k],
+    "null pair (untrained models, same rule)": lambda s, k: s.beta * (s.null_logp[k] - s.null_ref_logp[k]),
 }
 
 
@@ -121,13 +136,12 @@ def _auroc_ci(y: np.ndarray, score: np.ndarray, n_boot: int = N_BOOT, seed: int 
 
 
 def pick_example(scored: list[Scored]) -> dict | None:
-    """The first non-lucky failure the trained pair gets right and the reference log-prob judge
-    gets wrong (a demonstration of the difference, not evidence: see the results table)."""
+    """The README's example run, by a fixed rule: the first labelled failure of the set, in file
+    order, that is not a lucky failure, **whatever the verdict** of any judge on it (an example
+    chosen because the pair gets it right would be a demonstration of luck, not of the method)."""
     for s in scored:
         rec = s.record
-        if rec["success"] or rec["lucky_failure"]:
-            continue
-        if _culprit(s, Scored.pa) == rec["mistake_step"] != _culprit(s, JUDGES["reference log-prob, sum"]):
+        if not rec["success"] and not rec["lucky_failure"]:
             return rec
     return None
 
@@ -244,6 +258,9 @@ def write_results(
         "n_heldout_judged": len(scored_h),
         "n_mixed_success": int(y.sum()),
         "example": example["id"] if example else None,
+        "example_verdict": next(
+            ({"named": _culprit(x, Scored.pa), "label": x.record["mistake_step"]} for x in scored_f if example and x.record is example), None
+        ),
         "seconds": time.time() - t0,
     }
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +404,15 @@ def _markdown(s: dict, training: dict, beta: float, command: str, png: str) -> s
     for name, r in s["rows_heldout"].items():
         d = s["diffs_heldout"].get(name)
         lines.append(f"| {name} | {_fmt(*r['step'])} | {_fmt(*r['agent'])} | {_fmt(*d['step']) if d else '-'} |")
+    if s.get("example_verdict"):
+        v = s["example_verdict"]
+        lines += [
+            "",
+            f"The README's example run (`examples/world_failed_run.json`, `{s['example']}`) is drawn by a fixed rule: the",
+            "first failure of `failures.jsonl`, in file order, that is not a lucky failure, whatever the verdict. On it",
+            f"progress advantage names step {v['named']}; the label is step {v['label']}"
+            + (" (right)." if v["named"] == v["label"] else " (wrong)."),
+        ]
     lines += [
         "",
         "## How far the trained pair is from the theory",
