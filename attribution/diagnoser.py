@@ -27,31 +27,44 @@ def make_scorer(
     window: int | None = None,
     min_context: int | None = None,
     chat_template: bool | str = "auto",
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
     progress: bool = False,
-    max_batch_tokens: int = 16384,
+    max_batch_tokens: int | None = None,
+    check_device: bool = True,
 ):
     """A :class:`~attribution.score.Scorer` from CLI-style arguments.
 
     Give either ``policy`` and ``reference`` (one pair for every agent), or ``pairs`` (a pair
     config file or :class:`~attribution.score.PairConfig`), or neither for the embedded default.
+    ``device``/``dtype`` ``"auto"`` and ``device_map`` are resolved here, before any model loads
+    (:mod:`attribution.score.device`); ``check_device=False`` skips checking that this machine
+    has the device (for remote workers). ``max_batch_tokens`` None derives it from free memory.
     """
     from attribution.score import CheckpointPair, PairConfig, Scorer, load_pair_config
+    from attribution.score.device import parse_device_map, resolve_dtype
+
+    device, reference_device = parse_device_map(device_map, device, check=check_device)
+    dtype = resolve_dtype(dtype, device)
+    if max_batch_tokens is not None and max_batch_tokens < 1:
+        raise ConfigError(f"The 'max_batch_tokens' parameter must be a positive number of tokens. Got {max_batch_tokens} instead.")
 
     if (policy is None) != (reference is None):
         raise ConfigError("give both policy and reference, or neither")
     if policy is not None and pairs is not None:
         raise ConfigError("give either policy/reference or a pair config, not both")
     if policy is not None:
-        config = PairConfig.single(CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device))
+        config = PairConfig.single(
+            CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device, reference_device=reference_device)
+        )
     elif isinstance(pairs, PairConfig):
         config = pairs
     else:
         path = Path(pairs) if pairs is not None else default_pairs_path()
         if pairs is None and not path.is_file():
             raise ConfigError(f"no checkpoint pair given and the embedded default {path} is missing; pass --policy/--reference or --pairs")
-        config = load_pair_config(path, dtype=dtype, device=device)
+        config = load_pair_config(path, dtype=dtype, device=device, reference_device=reference_device)
         if beta is not None:
             for p in config.pairs.values():
                 p.beta = float(beta)
@@ -121,8 +134,10 @@ def diagnose(
     min_context: int | None = None,
     chat_template: bool | str = "auto",
     format: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
+    max_batch_tokens: int | None = None,
     progress: bool = False,
     scorer: Any = None,
 ) -> Diagnosis:
@@ -138,6 +153,7 @@ def diagnose(
     ranker : {"most-negative", "lowest-total", "sharpest-drop"}
     top_k : int, how many steps to list
     window, min_context, chat_template : scoring settings, see :class:`~attribution.score.Scorer`
+    dtype, device, device_map, max_batch_tokens : placement and memory, see :func:`make_scorer`
     scorer : an existing Scorer to reuse (its checkpoints stay loaded)
 
     Returns
@@ -164,10 +180,13 @@ def diagnose(
             chat_template=chat_template,
             dtype=dtype,
             device=device,
+            device_map=device_map,
+            max_batch_tokens=max_batch_tokens,
             progress=progress,
         )
     scored = scorer.score_many([run])[0]
-    settings = {**scorer.settings(), "dtype": dtype, "rendered_tokens": scored.n_tokens}
+    dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
+    settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": scored.n_tokens}
     return build_diagnosis(
         run,
         scored.steps,
