@@ -7,14 +7,17 @@ import click
 from attribution.cli.options import (
     device_option,
     dtype_option,
+    engine_options,
+    engine_settings,
     format_option,
     json_option,
+    memory_options,
     pair_options,
     quiet_option,
     window_options,
 )
 
-__all__ = ["diagnose", "print_diagnosis"]
+__all__ = ["diagnose", "print_diagnosis", "print_summary"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
@@ -42,28 +45,73 @@ def print_diagnosis(diag) -> None:
         click.echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
 
 
+def print_summary(diags) -> None:
+    """One line per diagnosed run (many logs): the culprit, its score and the label when there is one."""
+    hits = 0
+    labelled = 0
+    click.echo(f"{'run':<40} {'culprit':>7}  {'agent':<22} {'score':>9}  label")
+    for d in diags:
+        score = next(s.score for s in d.steps if s.index == d.culprit_step)
+        label = ""
+        if "mistake_step" in d.labels:
+            labelled += 1
+            hits += d.labels["mistake_step"] == d.culprit_step
+            label = f"step {d.labels['mistake_step']} by {d.labels.get('mistake_agent')}"
+        name = f"{d.source}" + (f" [{d.run_id}]" if d.run_id and d.run_id not in str(d.source) else "")
+        click.echo(f"{_snippet(name, 40):<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
+    click.echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
+
+
 @click.command()
-@click.argument("log", type=click.Path(dir_okay=False))
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path())
 @pair_options
 @click.option("--aggregate", default="sum", show_default=True, type=click.Choice(["sum", "mean", "min", "last"]), help="Token -> step aggregation.")
 @click.option("--ranker", default="most-negative", show_default=True, type=click.Choice(["most-negative", "lowest-total", "sharpest-drop"]))
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @format_option
 @window_options
-@dtype_option("Weights' dtype; log-softmax is always fp32.")
+@dtype_option("Weights' dtype (auto: bf16 on a GPU that has it, else fp32); log-softmax is always fp32.")
 @device_option
-@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/1).")
+@memory_options
+@engine_options
+@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/1); with several runs, a JSON list of them.")
 @click.option("--graph", "graph_out", type=click.Path(dir_okay=False), help="Write the step graph as node-link JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @quiet_option("No progress bar or table; print only the verdict.")
-def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, window, min_context, no_chat_template,
-             dtype, device, json_out, graph_out, html_out, quiet):
-    """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
-    from attribution.diagnoser import diagnose as run_diagnose
-    from attribution.io import atomic_write_text
-    from attribution.parse import load_run
+def diagnose(logs, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, window, min_context, no_chat_template,
+             dtype, device, device_map, max_batch_tokens, engine, address, workers, gpus_per_worker, json_out, graph_out,
+             html_out, quiet):
+    """Diagnose the failed run in LOG: which agent, at which step, made it fail.
 
-    run = load_run(log, format=fmt)
+    Several LOGs, a folder of logs (its .json/.jsonl files) or a file of many runs print one
+    line per run; --engine ray spreads them over a Ray cluster.
+    """
+    import json
+    from pathlib import Path
+
+    from attribution.diagnoser import diagnose as run_diagnose, diagnose_many, expand_logs
+    from attribution.errors import ConfigError
+    from attribution.io import atomic_write_text
+    from attribution.parse import load_runs
+
+    paths = expand_logs(logs)
+    runs = load_runs(paths[0], format=fmt) if len(paths) == 1 and Path(logs[0]).is_file() else None
+    if runs is None or len(runs) != 1 or engine != "local":
+        if graph_out or html_out:
+            raise ConfigError("--graph and --html take one run; give one log (or use --json for many)")
+        diags = diagnose_many(
+            paths, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
+            top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
+            format=fmt, dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens,
+            progress=not quiet, **engine_settings(engine, address, workers, gpus_per_worker),
+        )
+        print_summary(diags)
+        if json_out:
+            atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
+        return
+    if any(v is not None for v in (address, workers, gpus_per_worker)):
+        raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
+    run = runs[0]
     if graph_out:
         from attribution.graph import build_graph, write_graph
 
@@ -71,7 +119,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     diag = run_diagnose(
         run, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
         top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
-        dtype=dtype, device=device, progress=not quiet,
+        dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
     )
     if quiet:
         click.echo(f"culprit: step {diag.culprit_step} by {diag.culprit_agent}")

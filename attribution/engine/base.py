@@ -1,4 +1,4 @@
-"""The engine interface, the engine registry and the shard spec (``--shard I/N``)."""
+"""The engine interface, the engine names and the shard spec (``--shard I/N``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 from attribution.errors import ConfigError
 from attribution.types import Run
 
-__all__ = ["ENGINES", "Engine", "make_engine", "parse_shard", "select_shard"]
+__all__ = ["ENGINES", "Engine", "parse_shard", "select_shard"]
 
 #: Engine names, for the CLI's choices and error messages.
 ENGINES = ("local", "ray")
@@ -56,30 +56,6 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """What scoring cost: ``oom_retries`` and ``peak_memory`` (bytes per device or worker)."""
         return {"oom_retries": 0, "peak_memory": {}}
-
-
-def make_engine(name: str | Engine = "local", **options: Any) -> Engine:
-    """An engine by name: ``"local"`` (no options) or ``"ray"`` (see :class:`attribution.engine.ray.RayEngine`).
-
-    Examples
-    --------
-    >>> make_engine("local").name
-    'local'
-    """
-    if isinstance(name, Engine):
-        return name
-    if name == "local":
-        from attribution.engine.local import LocalEngine
-
-        unused = {k: v for k, v in options.items() if v is not None}
-        if unused:
-            raise ConfigError(f"the local engine takes no options; {', '.join(sorted(unused))} apply to --engine ray")
-        return LocalEngine()
-    if name == "ray":
-        from attribution.engine.ray import RayEngine
-
-        return RayEngine(**{k: v for k, v in options.items() if v is not None})
-    raise ConfigError(f"The 'engine' parameter must be one of {', '.join(ENGINES)}. Got {name!r} instead.")
 
 
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")

@@ -173,6 +173,8 @@ class RayEngine(Engine):
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         ctx.execution_options.verbose_progress = False
+        # Ray Data logs each dataset's plan at INFO on the driver; keep the terminal for our own output.
+        logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.ERROR)
         ds = ray.data.from_items([{"group": pickle.dumps(list(g))} for g in groups], override_num_blocks=len(groups))
         pool = min(self.workers, len(groups))
         ds = ds.map(
