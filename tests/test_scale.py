@@ -374,3 +374,62 @@ def test_diagnose_many_logs_on_ray_equals_local(ray_down, tmp_path):
     assert [(d.source, d.culprit_step, d.culprit_agent, d.top) for d in remote] == [
         (d.source, d.culprit_step, d.culprit_agent, d.top) for d in local
     ]
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--device", "tpu"], "The 'device' parameter"),
+    (["--device", "cuda:7"], "not available"),
+    (["--shard", "3/2"], "The 'shard' parameter"),
+    (["--shard", "a/b"], "The 'shard' parameter"),
+    (["--device-map", "cuda:0"], "The 'device_map' parameter"),
+    (["--engine", "ray", "--address", "127.0.0.1:1"], "cannot be reached"),
+    (["--workers", "2"], "apply to --engine ray"),
+])
+def test_cli_bad_scale_settings_are_one_line_and_exit_2(args, msg, monkeypatch, machine):
+    from click.testing import CliRunner
+
+    from attribution.cli import main
+    from attribution.score.pairs import Checkpoint
+
+    if "ray" in args:
+        pytest.importorskip("ray")
+    machine()
+    monkeypatch.setattr(Checkpoint, "model", property(lambda self: pytest.fail("a model was loaded")))
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(WORLD), "--no-cache", "-q", *args])
+    assert res.exit_code == 2, res.output
+    assert msg in res.output and res.output.count("\n") == 1
+
+
+def test_cli_shards_then_plain_eval_and_diagnose_a_folder(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from attribution.cli import main
+
+    data = tmp_path / "runs.jsonl"
+    data.write_text("\n".join(WORLD.read_text().splitlines()[:6]) + "\n")
+    common = ["eval", "--dataset", str(data), "--cache-dir", str(tmp_path / "cache"), "--bootstrap", "0",
+              "--aggregate", "sum", "--ranker", "most-negative"]
+    for i in (1, 2):
+        res = CliRunner().invoke(main, [*common, "--shard", f"{i}/2"])
+        assert res.exit_code == 0, res.output
+        assert f"shard {i}/2: 3 runs, 3 scored" in res.output
+    res = CliRunner().invoke(main, [*common, "-q", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    timing = json.loads((tmp_path / "r.json").read_text())["timing"]
+    assert (timing["scored"], timing["from_cache"]) == (0, 6)
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for k, line in enumerate(WORLD.read_text().splitlines()[:3]):
+        (folder / f"run{k}.json").write_text(json.dumps(json.loads(line)["messages"]))
+    res = CliRunner().invoke(main, ["diagnose", str(folder), "-q", "--json", str(tmp_path / "d.json")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[-1] == "3 runs diagnosed" and len(lines) == 5
+    assert [line.split()[0][-9:] for line in lines[1:4]] == ["run0.json", "run1.json", "run2.json"]
+    assert len(json.loads((tmp_path / "d.json").read_text())) == 3

@@ -58,7 +58,8 @@ def print_summary(diags) -> None:
             hits += d.labels["mistake_step"] == d.culprit_step
             label = f"step {d.labels['mistake_step']} by {d.labels.get('mistake_agent')}"
         name = f"{d.source}" + (f" [{d.run_id}]" if d.run_id and d.run_id not in str(d.source) else "")
-        click.echo(f"{_snippet(name, 40):<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
+        name = name if len(name) <= 40 else "…" + name[-39:]  # a long path keeps its file name
+        click.echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
     click.echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
 
 
