@@ -433,3 +433,14 @@ def test_cli_shards_then_plain_eval_and_diagnose_a_folder(tmp_path):
     assert lines[-1] == "3 runs diagnosed" and len(lines) == 5
     assert [line.split()[0][-9:] for line in lines[1:4]] == ["run0.json", "run1.json", "run2.json"]
     assert len(json.loads((tmp_path / "d.json").read_text())) == 3
+
+
+def test_free_memory_counts_the_allocator_cache(monkeypatch, machine):
+    from attribution.score.device import free_memory
+
+    machine(cuda=1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda dev: (3 << 30, 80 << 30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda dev: 5 << 30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda dev: 4 << 30)
+    assert free_memory("cuda:0") == 4 << 30
+    assert free_memory("cpu") is None

@@ -179,12 +179,17 @@ def attention_implementation(device: str, dtype: str) -> str:
 
 
 def free_memory(device: str) -> int | None:
-    """Free bytes on ``device`` (CUDA), or None where it cannot be measured (CPU, MPS)."""
+    """Free bytes on ``device`` (CUDA), or None where it cannot be measured (CPU, MPS).
+
+    Counts memory torch's caching allocator holds but no tensor uses as free: after one batch
+    the cache would otherwise shrink the next call's budget.
+    """
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
+        dev = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
     return None
 
 
