@@ -277,10 +277,10 @@ def _forward_batch(batch: list, heads: list, pad_id: int, chunk: int, entropy: b
         got = realised_logprobs(
             head, ids.to(device), mask.to(device), rows.to(device), cols.to(device), chunk=chunk, return_entropy=entropy and h == 0
         )
-        out.extend(got if isinstance(got, tuple) else (got,))
-    if len(out) == 2:
-        out.append(torch.full_like(out[0], math.nan))
-    return torch.stack([x.float().cpu() for x in out])  # [3, n]
+        out.append(got if isinstance(got, tuple) else (got, None))
+    (pol, ent), (ref, _) = out
+    ent = ent if ent is not None else torch.full_like(pol, math.nan)
+    return torch.stack([pol.float().cpu(), ref.float().cpu(), ent.float().cpu()])  # [3, n]
 
 
 def _padded(part: list) -> int:
