@@ -10,7 +10,7 @@ from attribution.errors import ConfigError, InputError
 from attribution.rank import agent_totals, aggregate as aggregate_steps, rank
 from attribution.types import Diagnosis, Run, StepScore
 
-__all__ = ["diagnose", "diagnose_many", "expand_logs", "build_diagnosis", "default_pairs_path", "make_scorer"]
+__all__ = ["diagnose", "diagnose_many", "expand_logs", "build_diagnosis", "default_pairs_path", "make_scorer", "config_roles"]
 
 #: File suffixes read from a folder given to :func:`diagnose_many`.
 LOG_SUFFIXES = (".json", ".jsonl")
@@ -19,6 +19,28 @@ LOG_SUFFIXES = (".json", ".jsonl")
 def default_pairs_path() -> Path:
     """The pair config of the checkpoint pair embedded in the package (trained in the controlled world)."""
     return Path(__file__).parent / "world" / "checkpoint" / "pairs.json"
+
+
+def config_roles(pairs: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ``actors`` / ``observers`` agent globs of a pair config file (empty when absent).
+
+    They override the log format's action/observation rule like ``--actor`` / ``--observer``.
+    """
+    if pairs is None or not isinstance(pairs, (str, os.PathLike)):
+        return (), ()
+    import json
+
+    try:
+        raw = json.loads(Path(pairs).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return (), ()  # load_pair_config reports an unreadable config in full
+    out = []
+    for key in ("actors", "observers"):
+        globs = raw.get(key, []) if isinstance(raw, dict) else []
+        if not (isinstance(globs, list) and all(isinstance(g, str) and g for g in globs)):
+            raise ConfigError(f"{pairs}: '{key}' must be a list of agent-name globs. Got {globs!r} instead.")
+        out.append(tuple(globs))
+    return out[0], out[1]
 
 
 def make_scorer(
@@ -111,15 +133,18 @@ def build_diagnosis(
         culprit_step=culprit,
         culprit_agent=by_index[culprit].agent,
         top=[i for i, _ in order[:top_k]],
+        ranking=[i for i, _ in order],
         agent_totals=agent_totals(scored),
         steps=scored,
         settings={"aggregate": aggregate, "ranker": ranker, "top_k": top_k, **(settings or {})},
         checkpoints=checkpoints or {},
         run_steps=[
-            {"index": s.index, "agent": s.agent, "role": s.role, "kind": s.kind, "content": s.content, "to": s.to}
+            {"index": s.index, "agent": s.agent, "role": s.role, "kind": s.kind, "content": s.content, "to": s.to,
+             "origin": s.origin.to_dict()}
             for s in run.steps
         ],
         labels=labels,
+        format=run.format,
     )
 
 

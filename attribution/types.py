@@ -19,6 +19,7 @@ __all__ = [
     "ACTION",
     "OBSERVATION",
     "SCHEMA_VERSION",
+    "READABLE_SCHEMAS",
     "Origin",
     "Step",
     "Run",
@@ -28,7 +29,9 @@ __all__ = [
 
 ACTION: Literal["action"] = "action"
 OBSERVATION: Literal["observation"] = "observation"
-SCHEMA_VERSION = "attribution.diagnosis/1"
+SCHEMA_VERSION = "attribution.diagnosis/2"
+#: Versions :meth:`Diagnosis.from_dict` reads (version 1 lacks ``format``, ``ranking`` and step origins).
+READABLE_SCHEMAS = ("attribution.diagnosis/1", SCHEMA_VERSION)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,23 @@ class Run:
     def action_indices(self) -> list[int]:
         return [s.index for s in self.steps if s.is_action]
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal run."""
+        d = asdict(self)
+        for st in d["steps"]:
+            st["origin"] = {k: v for k, v in st["origin"].items() if v is not None}
+        d["meta"] = json.loads(json.dumps(self.meta, default=str))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Run":
+        """The inverse of :meth:`to_dict`."""
+        steps = [Step(**{**s, "origin": Origin(**s.get("origin", {}))}) for s in d["steps"]]
+        meta = dict(d.get("meta", {}))
+        if "tool_calls" in meta:  # JSON turns the (caller, tool) pairs into lists
+            meta["tool_calls"] = [tuple(p) for p in meta["tool_calls"]]
+        return cls(steps=steps, **{k: v for k, v in d.items() if k not in ("steps", "meta")}, meta=meta)
+
     def content_hash(self) -> str:
         """Hash of everything that scoring reads (speakers, kinds, texts), not the labels."""
         h = hashlib.sha256()
@@ -178,7 +198,9 @@ class Diagnosis:
     """The result of :func:`attribution.diagnose`.
 
     ``culprit_step`` / ``culprit_agent`` name the flagged step; ``top`` the top-k
-    step indices best first; ``agent_totals`` each agent's summed step score.
+    step indices best first; ``ranking`` every scored step, most suspicious first;
+    ``agent_totals`` each agent's summed step score. ``run_steps`` is the parsed log, each
+    entry with its ``origin`` (the source file's ids, see :class:`Origin`).
     """
 
     run_id: str
@@ -192,6 +214,8 @@ class Diagnosis:
     checkpoints: dict[str, dict[str, Any]]
     run_steps: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, Any] = field(default_factory=dict)
+    format: str = ""
+    ranking: list[int] = field(default_factory=list)
     schema: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,12 +231,12 @@ class Diagnosis:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Diagnosis":
-        if d.get("schema") != SCHEMA_VERSION:
+        if d.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"expected schema {SCHEMA_VERSION!r}, got {d.get('schema')!r}")
         steps = [
             StepScore(**{k: v for k, v in s.items() if k != "n_tokens"}) for s in d["steps"]
         ]
-        rest = {k: v for k, v in d.items() if k != "steps"}
+        rest = {k: v for k, v in d.items() if k not in ("steps", "schema")}
         return cls(steps=steps, **rest)
 
 

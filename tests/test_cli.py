@@ -36,12 +36,34 @@ def _describe(cmd: click.Command) -> dict:
     return {"help": cmd.help, "params": params}
 
 
-def test_every_command_has_the_recorded_options():
+#: Options deliberately changed after the move was recorded, with the issue that changed them.
+CHANGED = {
+    ("attribution diagnose", "fmt"): "issue 9: the help lists every registered reader",
+    ("attribution diagnose", "json_out"): "issue 9: diagnosis schema 2, a list with --all",
+    ("attribution eval", "dataset"): "issue 9: eval reads every format diagnose reads",
+    ("attribution diagnose", "log"): "issue 11: LOG... takes several logs or a folder",
+    ("attribution diagnose", "dtype"): "issue 11: default auto",
+    ("attribution diagnose", "device"): "issue 11: default auto",
+    ("attribution eval", "dtype"): "issue 11: default auto",
+    ("attribution eval", "device"): "issue 11: default auto",
+}
+
+
+def test_every_recorded_command_keeps_its_options():
+    """The move changed no command, option, default or help text (options added later are allowed)."""
     recorded = json.loads(RECORDED.read_text())
     now = {name: json.loads(json.dumps(_describe(cmd), default=repr, sort_keys=True)) for name, cmd in _commands(main, ["attribution"])}
-    assert sorted(now) == sorted(recorded), "commands differ from the recorded list"
-    for name in recorded:
-        assert now[name] == recorded[name], f"{name}: options differ from those recorded before the move"
+    assert set(recorded) <= set(now), "a command recorded before the move is gone"
+    for name, entry in recorded.items():
+        assert now[name]["help"] == entry["help"]
+        params = {p["name"]: p for p in now[name]["params"]}
+        for p in entry["params"]:
+            assert p["name"] in params, f"{name}: option {p['name']} is gone"
+            if (name, p["name"]) in CHANGED:
+                continue
+            assert params[p["name"]] == p, f"{name}: option {p['name']} differs from the one recorded before the move"
+        order = [q for q in params if q in {p["name"] for p in entry["params"]}]
+        assert order == [p["name"] for p in entry["params"]], f"{name}: recorded options moved in --help"
 
 
 @pytest.mark.parametrize("path", [name.split()[1:] for name, _ in _commands(main, ["attribution"])])

@@ -90,7 +90,7 @@ def test_generic_labelled_file_through_datasets(tmp_path):
     records = labelled_runs()
     path = write_jsonl(tmp_path / "mine.jsonl", records)
     ds = load_dataset(path)
-    assert ds.column_names == ["run_id", "subset", "source", "record"] and len(ds) == 6
+    assert ds.column_names == ["run_id", "subset", "source", "record", "format"] and len(ds) == 6
     runs = runs_from_dataset(ds)
     assert [r.run_id for r in runs] == [f"run-{k}" for k in range(6)]
     assert runs[0].mistake_step == records[0]["mistake_step"] and runs[0].mistake_agent == records[0]["mistake_agent"]
@@ -98,7 +98,7 @@ def test_generic_labelled_file_through_datasets(tmp_path):
     assert runs[1].meta["subset"] == "alpha" and runs[1].source.endswith("mine.jsonl, line 2")
     assert len(load_dataset(path, subset="alpha")) == 3
     (tmp_path / "plain.json").write_text(json.dumps([{"messages": records[0]["messages"]}]))
-    with pytest.raises(InputError, match=r"plain.json, run 0: expected a labelled run"):
+    with pytest.raises(InputError, match=r"plain.json, run plain/0: expected a labelled run"):
         runs_from_dataset(load_dataset(tmp_path / "plain.json"))
     with pytest.raises(InputError, match="no such file"):
         load_dataset(tmp_path / "missing.jsonl")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from attribution.errors import ConfigError, InputError
+from attribution.errors import ConfigError, InputError, ParseWarning
 from attribution.parse import FORMATS, load_run, load_runs, parse_run
 
 # --- Who&When (the shared copy; skipped when absent) -------------------------------
@@ -176,8 +176,8 @@ def _write(tmp_path, obj, name="bad.json"):
     [
         ('[{"role": "user", "content": "x"},\n  oops]', None, "valid JSON; got Expecting value at line 2, column 3"),
         ("", None, "empty file"),
-        (7, None, "a run log in one of the known formats (who-and-when, chat"),
-        ({"steps": []}, None, "known formats (who-and-when, chat"),
+        (7, None, "a run log in one of the known formats (who-and-when, "),
+        ({"steps": []}, None, "known formats (who-and-when, "),
         ({"steps": []}, None, "got an object with top-level keys ['steps']"),
         ([{"role": "assistant", "content": "a"}, "b"], 1, "a message object"),
         ([{"role": "user", "content": "q"}, {"role": "assistant"}], 1, "'content' to be a string; got no content"),
@@ -230,3 +230,114 @@ def test_missing_file_and_unknown_format(tmp_path):
         load_run(tmp_path / "nope.json")
     with pytest.raises(ConfigError, match="known formats: .*chat.*; did you mean 'chat'"):
         load_run(tmp_path / "nope.json", format="chats")
+
+
+# --- the reader registry: detection, run selection, role overrides, label checks ----------------
+
+
+def test_every_reader_declares_the_contract():
+    from attribution.parse import READERS, format_table
+
+    for name, mod in READERS.items():
+        assert mod.NAME == name
+        for attr in ("DESCRIPTION", "ACTIONS", "IDS"):
+            text = getattr(mod, attr)
+            assert isinstance(text, str) and text.strip() and "\n" not in text, f"{name}.{attr}"
+        assert callable(mod.detect) and callable(mod.read)
+    assert [r["name"] for r in format_table()] == list(READERS)
+
+
+def test_nothing_matches_names_formats_and_keys(tmp_path):
+    path = _write(tmp_path, {"spans_here": [], "version": 3})
+    with pytest.raises(InputError, match=r"bad.json: expected a run log in one of the known formats \(.*chat.*\); "
+                                         r"got an object with top-level keys \['spans_here', 'version'\]"):
+        load_run(path)
+
+
+def test_many_runs_pick_by_id(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(json.dumps({"id": k, "messages": TOOL_RUN}) for k in ("a", "b", "c")))
+    with pytest.raises(InputError, match=r"runs.jsonl: expected one run \(pass --run ID to pick one, or --all\); got 3 runs: a, b, c"):
+        load_run(path)
+    assert load_run(path, run_id="b").run_id == "b"
+    with pytest.raises(InputError, match="expected a run with id 'z'; got ids a, b, c"):
+        load_run(path, run_id="z")
+    path.write_text("\n".join(json.dumps({"id": "a", "messages": TOOL_RUN}) for _ in range(2)))
+    with pytest.raises(InputError, match="runs with distinct ids; got run id 'a' twice"):
+        load_runs(path)
+
+
+def test_actor_and_observer_globs_override_kinds(tmp_path):
+    from attribution.errors import ConfigError as CE
+
+    msgs = [{"role": "user", "content": "task"}, {"role": "user", "name": "code_executor", "content": "exit 0"},
+            {"role": "assistant", "name": "coder", "content": "done"}]
+    path = _write(tmp_path, msgs, name="run.json")
+    with pytest.warns(ParseWarning, match=r"run.json, step 1: agent 'code_executor' looks like an executor"):
+        run = load_run(path)
+    assert [s.kind for s in run.steps] == ["observation", "action", "action"]
+    run = load_run(path, observers=["*executor"])
+    assert [s.kind for s in run.steps] == ["observation", "observation", "action"]
+    run = load_run(path, actors=["user"], observers=["code_*"])
+    assert [s.kind for s in run.steps] == ["action", "observation", "action"]
+    with pytest.raises(CE, match="matches both"):
+        load_run(path, actors=["coder"], observers=["c*"])
+    with pytest.raises(InputError, match="at least one action step after --actor/--observer"):
+        load_run(path, observers=["*"])
+
+
+def test_label_checks_warn_on_one_line(tmp_path):
+    msgs = [{"role": "user", "content": "task"}, {"role": "assistant", "name": "Coder", "content": "x"},
+            {"role": "tool", "content": "out"}, {"role": "assistant", "name": "reviewer", "content": "ok"}]
+    for step, agent, expected in [
+        (2, "tool", r"step 2: the labelled mistake_step is an observation by 'tool'"),
+        (1, "coder", r"step 1: mistake_agent 'coder' is not the speaker 'Coder' of mistake_step \(they differ only in case\)"),
+        (3, "Coder", r"step 3: mistake_agent 'Coder' is not the speaker 'reviewer' of mistake_step$"),
+    ]:
+        path = _write(tmp_path, {"messages": msgs, "mistake_step": step, "mistake_agent": agent}, name="lab.json")
+        with pytest.warns(ParseWarning, match=expected) as got:
+            load_run(path)
+        assert all("\n" not in str(w.message) for w in got)
+
+
+def test_origin_of_who_and_when_and_chat(who_and_when, tmp_path):
+    run = load_run(who_and_when / "Hand-Crafted" / "1.json")
+    assert [s.origin.pointer for s in run.steps[:2]] == ["/history/0", "/history/1"]
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n\n".join(json.dumps(m) for m in TOOL_RUN))
+    run = load_run(path)
+    assert [s.origin.line for s in run.steps] == [1, 3, 5, 7, 9, 11]
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([{"id": "x", "messages": TOOL_RUN}, {"id": "y", "messages": TOOL_RUN}]))
+    assert load_runs(many)[1].steps[2].origin.pointer == "/1/messages/2"
+
+
+def test_tool_call_arguments_are_kept_as_emitted():
+    run = parse_run([{"role": "user", "content": "q"},
+                     {"role": "assistant", "content": None, "tool_calls": [
+                         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"b":2,  "a": 1}'}}]}])
+    assert run.steps[1].content == '{"name": "f", "arguments": {"b":2,  "a": 1}}'
+
+
+def test_formats_command_lists_every_reader():
+    from click.testing import CliRunner
+
+    from attribution.cli import main
+    from attribution.parse import READERS
+
+    res = CliRunner().invoke(main, ["formats"])
+    assert res.exit_code == 0
+    for name, mod in READERS.items():
+        assert any(line.startswith(name + " ") for line in res.output.splitlines())
+    res = CliRunner().invoke(main, ["formats", "--json"])
+    assert [r["name"] for r in json.loads(res.output)] == list(READERS)
+
+
+def test_an_observation_carrying_tool_calls_is_warned(tmp_path):
+    msgs = [{"role": "user", "content": "book it", "tool_calls": [
+        {"id": "u1", "type": "function", "function": {"name": "pay", "arguments": "{}"}}]},
+        {"role": "assistant", "name": "agent", "content": "done"}, {"role": "assistant", "name": "agent", "content": "ok"}]
+    path = _write(tmp_path, msgs, name="sim.json")
+    with pytest.warns(ParseWarning, match=r"sim.json, step 0: user message by 'user' carries tool calls but is an observation"):
+        run = load_run(path)
+    assert run.steps[0].kind == "observation"

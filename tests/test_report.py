@@ -303,7 +303,7 @@ def test_report_command_imports_on_its_own():
     [
         ("{not json", "invalid JSON at line 1"),
         ("[1, 2]", "expected a JSON object"),
-        ('{"schema": "other/9"}', "expected schema 'attribution.diagnosis/1'"),
+        ('{"schema": "other/9"}', "expected schema 'attribution.diagnosis/2'"),
         ('{"schema": "attribution.diagnosis/1", "run_id": "x"}', "expected the fields of a saved diagnosis"),
         (None, "no such file"),
     ],

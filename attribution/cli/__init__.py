@@ -8,6 +8,7 @@ command         module
 ==============  ===============================
 ``diagnose``    :mod:`attribution.cli.diagnose`
 ``eval``        :mod:`attribution.cli.eval`
+``formats``     :mod:`attribution.cli.formats`
 ``report``      :mod:`attribution.cli.report`
 ``world``       :mod:`attribution.cli.world`
 ==============  ===============================
@@ -18,7 +19,7 @@ from __future__ import annotations
 import click
 
 # Imported as modules, so that ``attribution.cli.report`` stays the module, not the command.
-from attribution.cli import diagnose as _diagnose, eval as _eval, report as _report, world as _world
+from attribution.cli import diagnose as _diagnose, eval as _eval, formats as _formats, report as _report, world as _world
 from attribution.cli.errors import Group
 
 __all__ = ["main"]
@@ -30,5 +31,5 @@ def main() -> None:
     """Find which agent, at which step, made a multi-agent LLM run fail."""
 
 
-for _command in (_diagnose.diagnose, _report.report, _eval.eval_command, _world.world):
+for _command in (_diagnose.diagnose, _report.report, _eval.eval_command, _formats.formats, _world.world):
     main.add_command(_command)

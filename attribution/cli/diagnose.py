@@ -7,6 +7,7 @@ import click
 from attribution.cli.options import (
     device_option,
     dtype_option,
+    emit_option,
     engine_options,
     engine_settings,
     format_option,
@@ -14,6 +15,7 @@ from attribution.cli.options import (
     memory_options,
     pair_options,
     quiet_option,
+    role_options,
     window_options,
 )
 
@@ -64,71 +66,97 @@ def print_summary(diags) -> None:
 
 
 @click.command()
-@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path())
+@click.argument("log", metavar="LOG...", nargs=-1, required=True, type=click.Path())
 @pair_options
 @click.option("--aggregate", default="sum", show_default=True, type=click.Choice(["sum", "mean", "min", "last"]), help="Token -> step aggregation.")
 @click.option("--ranker", default="most-negative", show_default=True, type=click.Choice(["most-negative", "lowest-total", "sharpest-drop"]))
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @format_option
+@click.option("--run", "run_id", metavar="ID", help="Diagnose the run with this id, when LOG holds several.")
+@click.option("--all", "all_runs", is_flag=True, help="Diagnose every run in LOG, one diagnosis each.")
+@role_options
 @window_options
 @dtype_option("Weights' dtype (auto: bf16 on a GPU that has it, else fp32); log-softmax is always fp32.")
 @device_option
 @memory_options
 @engine_options
-@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/1); with several runs, a JSON list of them.")
+@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/2; with --all or several logs, a list of them).")
 @click.option("--graph", "graph_out", type=click.Path(dir_okay=False), help="Write the step graph as node-link JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
+@emit_option
 @quiet_option("No progress bar or table; print only the verdict.")
-def diagnose(logs, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, window, min_context, no_chat_template,
-             dtype, device, device_map, max_batch_tokens, engine, address, workers, gpus_per_worker, json_out, graph_out,
-             html_out, quiet):
-    """Diagnose the failed run in LOG: which agent, at which step, made it fail.
-
-    Several LOGs, a folder of logs (its .json/.jsonl files) or a file of many runs print one
-    line per run; --engine ray spreads them over a Ray cluster.
-    """
+def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
+             window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens, engine, address, workers,
+             gpus_per_worker, json_out, graph_out, html_out, emits, quiet):
+    """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
+    # Several LOGs or a folder of logs (its .json/.jsonl files) diagnose every run of every file,
+    # one line each (print_summary); --engine ray spreads them over a Ray cluster.
     import json
     from pathlib import Path
 
-    from attribution.diagnoser import diagnose as run_diagnose, diagnose_many, expand_logs
+    from attribution.diagnoser import config_roles, diagnose as run_diagnose, diagnose_many, expand_logs, make_scorer
+    from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text
-    from attribution.parse import load_runs
+    from attribution.parse import load_run, load_runs
 
-    paths = expand_logs(logs)
-    runs = load_runs(paths[0], format=fmt) if len(paths) == 1 and Path(logs[0]).is_file() else None
-    if runs is None or len(runs) != 1 or engine != "local":
-        if graph_out or html_out:
-            raise ConfigError("--graph and --html take one run; give one log (or use --json for many)")
+    if run_id is not None and all_runs:
+        raise ConfigError("give --run ID or --all, not both")
+    if all_runs and (graph_out or html_out):
+        raise ConfigError("--graph and --html describe one run; pick it with --run ID instead of --all")
+    targets = [parse_emit(e) for e in emits]
+    more_actors, more_observers = config_roles(pairs)
+    roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
+    logs = log  # LOG... : one or more files or folders
+    if len(logs) > 1 or Path(logs[0]).is_dir() or engine != "local":  # many logs: one line per run
+        if run_id is not None or graph_out or html_out:
+            raise ConfigError("--run, --graph and --html take one LOG; with several logs, a folder or --engine ray every run is diagnosed")
+        runs = [r for path in expand_logs(logs) for r in load_runs(path, fmt, **roles)]
+        for kind, _ in targets:
+            check_ids(runs, kind)
         diags = diagnose_many(
-            paths, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
+            runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
             top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
-            format=fmt, dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens,
-            progress=not quiet, **engine_settings(engine, address, workers, gpus_per_worker),
+            dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
+            **engine_settings(engine, address, workers, gpus_per_worker),
         )
         print_summary(diags)
         if json_out:
             atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
+        for kind, path in targets:
+            emit(diags, kind, path)
         return
     if any(v is not None for v in (address, workers, gpus_per_worker)):
         raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
-    run = runs[0]
+    log = logs[0]
+    runs = load_runs(log, fmt, **roles) if all_runs else [load_run(log, fmt, run_id=run_id, **roles)]
+    for kind, _ in targets:
+        check_ids(runs, kind)
     if graph_out:
         from attribution.graph import build_graph, write_graph
 
-        write_graph(build_graph(run), graph_out)
-    diag = run_diagnose(
-        run, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
-        top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
-        dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
-    )
-    if quiet:
-        click.echo(f"culprit: step {diag.culprit_step} by {diag.culprit_agent}")
-    else:
-        print_diagnosis(diag)
+        write_graph(build_graph(runs[0]), graph_out)
+    scorer = make_scorer(policy=policy, reference=reference, pairs=pairs, beta=beta, window=window,
+                         min_context=min_context, chat_template=False if no_chat_template else "auto",
+                         dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens,
+                         progress=not quiet)
+    diags = []
+    for run in runs:
+        diag = run_diagnose(run, aggregate=aggregate, ranker=ranker, top_k=top_k, dtype=dtype, scorer=scorer)
+        diags.append(diag)
+        if quiet:
+            prefix = f"run {diag.run_id}: " if all_runs else ""
+            click.echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
+        else:
+            print_diagnosis(diag)
     if json_out:
-        atomic_write_text(json_out, diag.to_json(indent=1))
+        if all_runs:
+            atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
+        else:
+            atomic_write_text(json_out, diags[0].to_json(indent=1))
     if html_out:
         from attribution.report import write_html
 
-        write_html(diag, html_out)
+        write_html(diags[0], html_out)
+    for kind, path in targets:
+        emit(diags, kind, path)

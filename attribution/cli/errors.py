@@ -10,18 +10,20 @@ error                                  exit status  printed
 =====================================  ===========  =========================================
 
 Usage errors that click detects itself (a bad option value, a missing argument) keep click's
-own handling (exit status 2).
+own handling (exit status 2). A :class:`~attribution.errors.ParseWarning` (a log read, but with
+something to know) is printed as ``warning: <one line>`` on standard error, each once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from typing import Iterator
 
 import click
 
-from attribution.errors import AttributionError
+from attribution.errors import AttributionError, ParseWarning
 
 __all__ = ["EXIT_STATUS", "Group", "one_line_errors", "message"]
 
@@ -37,8 +39,18 @@ def message(err: BaseException) -> str:
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Turn a user's mistake (a library error) into ``error: <one line>`` and its exit status."""
+    def show(msg, category, *args, **kwargs):
+        if issubclass(category, ParseWarning):
+            click.echo(f"warning: {' '.join(str(msg).split())}", err=True)
+        else:
+            original(msg, category, *args, **kwargs)
+
+    original = warnings.showwarning
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ParseWarning)
+            warnings.showwarning = show
+            yield
     except tuple(EXIT_STATUS) as err:
         status = next(code for cls, code in EXIT_STATUS.items() if isinstance(err, cls))
         click.echo(f"error: {message(err)}", err=True)

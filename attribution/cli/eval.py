@@ -9,15 +9,33 @@ from attribution.cli.options import (
     dtype_option,
     engine_options,
     engine_settings,
+    format_option,
     json_option,
     memory_options,
     pair_options,
     quiet_option,
+    role_options,
     shard_option,
     window_options,
 )
 
-__all__ = ["eval_command"]
+__all__ = ["eval_command", "print_label_problems"]
+
+_PROBLEMS = {
+    "gold_observation": "labelled step is an observation (no method scoring actions can hit it)",
+    "agent_mismatch": "mistake_agent is not the speaker at mistake_step",
+    "agent_mismatch_case_only": "mistake_agent differs from the speaker only in case",
+    "duplicate_content": "run identical to an earlier run",
+}
+
+
+def print_label_problems(problems: dict) -> None:
+    """One line per kind of label problem that occurs: how many runs, and the first few ids."""
+    for key, what in _PROBLEMS.items():
+        got = problems.get(key, {})
+        if got.get("n"):
+            ids = ", ".join(got["runs"][:5]) + (", ..." if got["n"] > 5 else "")
+            click.echo(f"labels: {got['n']} run(s) where the {what}: {ids}")
 
 _AGGREGATES = ["select", "sum", "mean", "min", "last"]
 _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
@@ -25,11 +43,15 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 
 @click.command("eval")
 @click.option("--dataset", default="who-and-when", show_default=True,
-              help="'who-and-when', or a JSON/JSONL file of labelled runs (see datasets/README.md).")
+              help="'who-and-when', or a file or folder of labelled runs in any format `diagnose` reads (see datasets/README.md).")
 @click.option("--subset", default="all", show_default=True,
               help="Who&When: all, algorithm-generated or hand-crafted; a file: the runs whose 'subset' is this.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Local copy of Who&When's JSON files (e.g. ../shared/datasets/who_and_when); default: the hub.")
+@format_option
+@click.option("--labels", "labels", type=click.Path(dir_okay=False),
+              help="Labels by run id (JSON/JSONL: run_id, mistake_step or mistake_id, mistake_agent, success).")
+@role_options
 @pair_options
 @click.option("--aggregate", default="select", show_default=True, type=click.Choice(_AGGREGATES),
               help="Token -> step aggregation; 'select' chooses it by cross-validation.")
@@ -51,15 +73,18 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @json_option("Write the full result as JSON (schema attribution.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write a Markdown report, with PNG figures beside it.")
 @quiet_option("No progress bar and no table.")
-def eval_command(dataset, subset, data_dir, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
+def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
                  engine, address, workers, gpus_per_worker, shard, json_out, md_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
+    from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
     from attribution.evaluation.report import format_table, resources_line, write_json, write_markdown
 
+    more_actors, more_observers = config_roles(pairs)
     result = evaluate(
-        dataset, subset=subset, data_dir=data_dir, policy=policy, reference=reference, pairs=pairs, beta=beta,
+        dataset, subset=subset, data_dir=data_dir, format=fmt, labels=labels, actors=(*more_actors, *actors),
+        observers=(*more_observers, *observers), policy=policy, reference=reference, pairs=pairs, beta=beta,
         aggregate=aggregate, ranker=ranker, folds=folds, seed=seed, n_boot=n_boot, cache_dir=cache_dir,
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, device_map=device_map,
@@ -77,6 +102,7 @@ def eval_command(dataset, subset, data_dir, policy, reference, pairs, beta, aggr
         click.echo(format_table(result))
         click.echo(f"{t['runs']} runs: {t['scored']} scored, {t['from_cache']} from the cache; {t['total_s']:.1f} s")
         click.echo(resources_line(t))
+        print_label_problems(result.settings.get("label_problems", {}))
     if json_out:
         write_json(result, json_out)
     if md_out:

@@ -8,7 +8,10 @@ decorator                 options (parameter names)                   used by
 ========================  ==========================================  =========================
 :func:`pair_options`      ``--policy``, ``--reference``, ``--pairs``, diagnose, eval
                           ``--beta`` (policy, reference, pairs, beta)
-:func:`format_option`     ``--format`` (fmt)                          diagnose
+:func:`format_option`     ``--format`` (fmt)                          diagnose, eval
+:func:`role_options`      ``--actor``, ``--observer`` (actors,        diagnose, eval
+                          observers)
+:func:`emit_option`       ``--emit KIND:PATH`` (emits)                diagnose
 :func:`window_options`    ``--window``, ``--min-context``,             diagnose, eval
                           ``--no-chat-template``
 :func:`dtype_option`      ``--dtype`` (dtype)                         diagnose, eval
@@ -34,6 +37,8 @@ __all__ = [
     "DTYPES",
     "pair_options",
     "format_option",
+    "role_options",
+    "emit_option",
     "window_options",
     "dtype_option",
     "device_option",
@@ -67,8 +72,27 @@ pair_options = compose(
     click.option("--beta", type=float, help="KL coefficient of the pair (default 1, or the config's)."),
 )
 
+def _format_names() -> str:
+    from attribution.parse import READERS
+
+    return ", ".join(READERS)
+
+
 format_option = click.option(
-    "--format", "fmt", help="Force the log format (who-and-when, chat); auto-detected otherwise."
+    "--format", "fmt",
+    help=f"Force the log format ({_format_names()}; see `attribution formats`); auto-detected otherwise.",
+)
+
+role_options = compose(
+    click.option("--actor", "actors", multiple=True, metavar="GLOB",
+                 help="Agents whose steps are actions (scored), overriding the format's rule; repeatable."),
+    click.option("--observer", "observers", multiple=True, metavar="GLOB",
+                 help="Agents whose steps are observations (context only), e.g. a code executor; repeatable."),
+)
+
+emit_option = click.option(
+    "--emit", "emits", multiple=True, metavar="KIND:PATH",
+    help="Write the verdict keyed by the log's own ids: jsonl, phoenix, langfuse or otel; repeatable.",
 )
 
 window_options = compose(

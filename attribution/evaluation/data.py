@@ -16,13 +16,22 @@ Sources
     and ``Hand-Crafted/``). Without ``data_dir`` on a machine that cannot reach the hub,
     loading fails at once with a message naming ``--data-dir``.
 a path
-    The generic labelled format (``datasets/README.md``): a JSON list or JSONL file of runs
-    ``{"id"?, "messages": [...], "mistake_step": int, "mistake_agent": str, "success"?: bool,
-    "subset"?: str}``. A folder laid out like Who&When is read as Who&When.
+    A file in any format ``attribution diagnose`` reads (``attribution formats``; ``format``
+    forces one), e.g. the generic labelled format (``datasets/README.md``): a JSON list or JSONL
+    file of runs ``{"id"?, "messages": [...], "mistake_step": int, "mistake_agent": str,
+    "success"?: bool, "subset"?: str}``. A folder laid out like Who&When is read as Who&When;
+    any other folder is read file by file (``*.json``, ``*.jsonl``). Runs keep the ids their
+    reader gives them (the file's own run ids). Such records hold the parsed run
+    (:meth:`~attribution.types.Run.to_dict`), marked ``format="run"``.
+
+Labels can also come from a separate file (``labels``): JSON list or JSONL of
+``{"run_id", "mistake_step"?: int, "mistake_id"?: str, "mistake_agent"?, "success"?}`` where
+``mistake_id`` names the mistaken step by the log's own id (span id, message id, event id).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -39,17 +48,22 @@ __all__ = [
     "load_dataset",
     "runs_from_dataset",
     "load_runs_for_eval",
+    "apply_labels",
+    "label_problems",
 ]
 
 WHO_AND_WHEN = "who-and-when"
 WHO_AND_WHEN_HUB = "Kevin355/Who_and_When"
 #: Subset name -> the benchmark's folder name.
 SUBSETS = {"algorithm-generated": "Algorithm-Generated", "hand-crafted": "Hand-Crafted"}
-COLUMNS = ("run_id", "subset", "source", "record")
+COLUMNS = ("run_id", "subset", "source", "record", "format")
 
 
 def features():
-    """The schema of every dataset :func:`load_dataset` returns: four string columns."""
+    """The schema of every dataset :func:`load_dataset` returns: five string columns.
+
+    ``format`` is ``"run"`` when ``record`` holds a parsed run (:meth:`Run.to_dict`), else
+    ``""`` (a raw record, parsed by detection)."""
     from datasets import Features, Value
 
     return Features({c: Value("string") for c in COLUMNS})
@@ -63,7 +77,13 @@ def _subsets(subset: str) -> list[str]:
     return [subset]
 
 
-def load_dataset(dataset: str | Path = WHO_AND_WHEN, *, subset: str = "all", data_dir: str | Path | None = None):
+def load_dataset(
+    dataset: str | Path = WHO_AND_WHEN,
+    *,
+    subset: str = "all",
+    data_dir: str | Path | None = None,
+    format: str | None = None,
+):
     """Load labelled runs as a :class:`datasets.Dataset` of JSON records.
 
     Parameters
@@ -75,6 +95,8 @@ def load_dataset(dataset: str | Path = WHO_AND_WHEN, *, subset: str = "all", dat
         keep only the records whose ``subset`` equals it.
     data_dir : path, optional
         A local copy of Who&When's JSON files; used instead of the hub when given.
+    format : str, optional
+        The log format of a file or folder of logs (detected per file when None).
 
     Returns
     -------
@@ -95,12 +117,16 @@ def load_dataset(dataset: str | Path = WHO_AND_WHEN, *, subset: str = "all", dat
         return _who_and_when_hub(names)
     path = Path(dataset).expanduser()
     if path.is_dir():
-        if any((path / SUBSETS[s]).is_dir() for s in SUBSETS):
+        if format in (None, "who-and-when") and any((path / SUBSETS[s]).is_dir() for s in SUBSETS):
             return _who_and_when_local(path, _subsets(subset))
-        raise InputError(path, "a labelled runs file (JSON or JSONL), or a folder with Algorithm-Generated/ and Hand-Crafted/")
+        files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file())
+        if not files:
+            raise InputError(path, "a folder of logs (*.json, *.jsonl), or one with Algorithm-Generated/ and Hand-Crafted/",
+                             got="no such file in it")
+        return _labelled_files(files, subset, format, f"folder of logs: {path}")
     if not path.exists():
         raise InputError(path, f"a labelled runs file (JSON or JSONL) or {WHO_AND_WHEN!r}", got="no such file")
-    return _labelled_file(path, subset)
+    return _labelled_files([path], subset, format, f"labelled file: {path}")
 
 
 def _from_rows(rows: list[dict[str, str]], origin: str):
@@ -123,7 +149,7 @@ def _who_and_when_local(root: Path, names: list[str]):
                 text = f.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as err:
                 raise InputError(f, "a readable UTF-8 JSON file", got=type(err).__name__) from err
-            rows.append({"run_id": f.stem, "subset": name, "source": str(f), "record": text})
+            rows.append({"run_id": f.stem, "subset": name, "source": str(f), "record": text, "format": ""})
     return _from_rows(rows, f"who-and-when (local: {root})")
 
 
@@ -165,7 +191,7 @@ def _who_and_when_hub(names: list[str]):
                 for row in split:
                     record = _drop_nulls(dict(row))
                     source = f"{WHO_AND_WHEN_HUB}/{name}, row {k}"
-                    rows.append({"run_id": str(k), "subset": name, "source": source, "record": json.dumps(record)})
+                    rows.append({"run_id": str(k), "subset": name, "source": source, "record": json.dumps(record), "format": ""})
                     k += 1
     except ConfigError:
         raise
@@ -175,28 +201,34 @@ def _who_and_when_hub(names: list[str]):
     return _from_rows(rows, f"who-and-when (hub: {WHO_AND_WHEN_HUB})")
 
 
-def _labelled_file(path: Path, subset: str):
-    from attribution.parse import read_json
+def _labelled_files(paths: list[Path], subset: str, format: str | None, origin: str):
+    """Rows of parsed runs from log files of any registered format (one file may hold many runs)."""
+    from attribution.parse import load_runs
 
-    obj, lines = read_json(path)
-    many = isinstance(obj, list) and bool(obj) and all(isinstance(x, dict) and ("messages" in x or "history" in x) for x in obj)
-    items = obj if many else [obj]
     rows = []
-    for k, item in enumerate(items):
-        where = f"{path}, line {lines[k]}" if many and lines else (f"{path}, run {k}" if many else str(path))
-        tag = item.get("subset") if isinstance(item, dict) else None
-        if tag is not None and not isinstance(tag, str):
-            raise InputError(where, "'subset' to be a string", got=repr(tag))
-        if subset != "all" and tag != subset:
-            continue
-        rows.append({"run_id": f"{path.stem}/{k}" if many else path.stem, "subset": tag or "", "source": where,
-                     "record": json.dumps(item, ensure_ascii=False)})
+    for path in paths:
+        for run in load_runs(path, format):
+            tag = run.meta.get("subset")
+            if tag is not None and not isinstance(tag, str):
+                raise InputError(f"{path}, run {run.run_id}", "'subset' to be a string", got=repr(tag))
+            if subset != "all" and tag != subset:
+                continue
+            line = run.steps[0].origin.line
+            if "position" in run.meta and line is not None:  # one run per JSONL line
+                where = f"{run.source}, line {line}"
+            elif "position" in run.meta or len(paths) > 1 or run.run_id != Path(run.source).stem:
+                where = f"{run.source}, run {run.run_id}"
+            else:
+                where = run.source
+            rows.append({"run_id": run.run_id, "subset": tag or "", "source": where,
+                         "record": json.dumps(run.to_dict(), ensure_ascii=False), "format": "run"})
     if not rows:
-        raise InputError(path, f"runs whose 'subset' is {subset!r}" if subset != "all" else "at least one run")
-    return _from_rows(rows, f"labelled file: {path}")
+        where = paths[0] if len(paths) == 1 else paths[0].parent
+        raise InputError(where, f"runs whose 'subset' is {subset!r}" if subset != "all" else "at least one run")
+    return _from_rows(rows, origin)
 
 
-def runs_from_dataset(ds) -> list[Run]:
+def runs_from_dataset(ds, *, require_labels: bool = True) -> list[Run]:
     """Parse each record of a dataset from :func:`load_dataset` into a labelled :class:`Run`.
 
     A record without any label (``mistake_step``, ``mistake_agent`` or ``success``) is an
@@ -212,20 +244,128 @@ def runs_from_dataset(ds) -> list[Run]:
             obj = json.loads(row["record"])
         except json.JSONDecodeError as err:
             raise InputError(source, "valid JSON", got=f"{err.msg} at line {err.lineno}, column {err.colno}") from err
-        run = parse_run(obj, source, run_id=row["run_id"])
+        if row.get("format") == "run":
+            run = dataclasses.replace(Run.from_dict(obj), source=source)
+        else:
+            run = parse_run(obj, source, run_id=row["run_id"])
         subset = row["subset"]
         if is_who_and_when(obj):
             if subset in SUBSETS and run.meta.get("subset") != subset:
                 raise InputError(source, f"a {subset} run (it lies in {SUBSETS[subset]}/)", got=f"a {run.meta.get('subset')} run")
         elif subset:
             run.meta["subset"] = subset
-        if run.mistake_step is None and run.mistake_agent is None and run.success is None:
-            raise InputError(source, "a labelled run: 'mistake_step' and 'mistake_agent', or 'success'", got="no label")
         runs.append(run)
+    if require_labels:
+        _require_labels(runs)
     return runs
 
 
-def load_runs_for_eval(dataset: str | Path = WHO_AND_WHEN, *, subset: str = "all", data_dir: str | Path | None = None) -> tuple[list[Run], str]:
-    """:func:`load_dataset` then :func:`runs_from_dataset`; also returns the origin's description."""
-    ds = load_dataset(dataset, subset=subset, data_dir=data_dir)
-    return runs_from_dataset(ds), ds.info.description or str(dataset)
+def _require_labels(runs: list[Run]) -> None:
+    for run in runs:
+        if run.mistake_step is None and run.mistake_agent is None and run.success is None:
+            raise InputError(run.source or run.run_id, "a labelled run: 'mistake_step' and 'mistake_agent', or 'success' "
+                             "(or a --labels file naming its run id)", got=f"no label on run {run.run_id}")
+
+
+def apply_labels(runs: list[Run], path: str | Path) -> list[Run]:
+    """Runs with the labels of a labels file (see the module docstring) set, matched by run id.
+
+    Raises
+    ------
+    InputError
+        A label for an unknown run id, a ``mistake_id`` no step of the run carries, or a bad value.
+    """
+    from attribution.parse import read_json
+    from attribution.parse.chat import as_index
+
+    value, lines = read_json(path)
+    records = value if isinstance(value, list) else [value]
+    by_id = {r.run_id: r for r in runs}
+    out = dict(by_id)
+    for k, rec in enumerate(records):
+        where = f"{path}, line {lines[k]}" if lines else f"{path}, label {k}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
+            raise InputError(where, "a label object with a string 'run_id'", got=repr(rec)[:60])
+        run = by_id.get(rec["run_id"])
+        if run is None:
+            raise InputError(where, "a run_id of a run in the dataset", got=repr(rec["run_id"]))
+        step = rec.get("mistake_step")
+        if step is not None:
+            step = as_index(step, where)
+            if step >= len(run.steps):
+                raise InputError(where, f"mistake_step to index one of the {len(run.steps)} steps of {run.run_id}", got=repr(step))
+        if rec.get("mistake_id") is not None:
+            hits = [s.index for s in run.steps if s.origin.id == str(rec["mistake_id"])]
+            if not hits:
+                raise InputError(where, f"mistake_id naming a step of run {run.run_id} by its own id", got=repr(rec["mistake_id"]))
+            step = hits[-1] if step is None else step  # one record can give several steps: the last is the output
+        agent, success = rec.get("mistake_agent"), rec.get("success")
+        if agent is not None and not isinstance(agent, str):
+            raise InputError(where, "mistake_agent to be a string", got=repr(agent))
+        if success is not None and not isinstance(success, bool):
+            raise InputError(where, "the success label to be true or false", got=repr(success))
+        out[run.run_id] = dataclasses.replace(
+            run,
+            mistake_step=step if step is not None else run.mistake_step,
+            mistake_agent=agent if agent is not None else run.mistake_agent,
+            success=success if success is not None else run.success,
+        )
+    return [out[r.run_id] for r in runs]
+
+
+def label_problems(runs: list[Run]) -> dict[str, Any]:
+    """What in the labels no method can get right, or that deserves a look.
+
+    Returns counts and run ids: ``gold_observation`` (the labelled step is an observation: no
+    attribution over actions can hit it), ``agent_mismatch`` (``mistake_agent`` is not the speaker
+    at ``mistake_step``; ``agent_mismatch_case_only`` when they differ only in case) and
+    ``duplicate_content`` (runs whose steps are identical to an earlier run's).
+    """
+    gold_obs, mismatch, case_only, dups = [], [], [], []
+    seen: dict[str, str] = {}
+    for run in runs:
+        if run.mistake_step is not None:
+            gold = run.steps[run.mistake_step]
+            if not gold.is_action:
+                gold_obs.append(run.run_id)
+            if run.mistake_agent is not None and run.mistake_agent != gold.agent:
+                (case_only if run.mistake_agent.lower() == gold.agent.lower() else mismatch).append(run.run_id)
+        h = run.content_hash()
+        if h in seen:
+            dups.append(f"{run.run_id} = {seen[h]}")
+        else:
+            seen[h] = run.run_id
+    return {
+        "gold_observation": {"n": len(gold_obs), "runs": gold_obs},
+        "agent_mismatch": {"n": len(mismatch), "runs": mismatch},
+        "agent_mismatch_case_only": {"n": len(case_only), "runs": case_only},
+        "duplicate_content": {"n": len(dups), "runs": dups},
+    }
+
+
+def load_runs_for_eval(
+    dataset: str | Path = WHO_AND_WHEN,
+    *,
+    subset: str = "all",
+    data_dir: str | Path | None = None,
+    format: str | None = None,
+    labels: str | Path | None = None,
+    actors: tuple[str, ...] = (),
+    observers: tuple[str, ...] = (),
+) -> tuple[list[Run], str]:
+    """:func:`load_dataset`, :func:`runs_from_dataset`, :func:`~attribution.parse.apply_roles` (agent
+    globs made actions / observations), then :func:`apply_labels`; also returns the origin's
+    description. Every run must carry a label; run ids must be distinct."""
+    from attribution.parse import apply_roles
+
+    ds = load_dataset(dataset, subset=subset, data_dir=data_dir, format=format)
+    runs = [apply_roles(r, actors, observers) for r in runs_from_dataset(ds, require_labels=False)]
+    seen: dict[str, str] = {}
+    for run in runs:
+        if run.run_id in seen:
+            raise InputError(run.source, "runs with distinct ids", got=f"run id {run.run_id!r} also in {seen[run.run_id]}")
+        seen[run.run_id] = run.source
+    if labels is not None:
+        runs = apply_labels(runs, labels)
+    _require_labels(runs)
+    return runs, ds.info.description or str(dataset)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from attribution.errors import ConfigError, ScoringError
 from attribution.evaluation import baselines as bl
 from attribution.evaluation.cache import ScoreCache, default_cache_dir, scoring_key
+from attribution.evaluation.data import label_problems
 from attribution.evaluation.metrics import Metric, Prediction, summarize
 from attribution.evaluation.selection import SELECT, Setting, cross_validate, settings_grid
 from attribution.rank import aggregate as aggregate_steps, rank
@@ -163,6 +164,10 @@ def evaluate(
     *,
     subset: str = "all",
     data_dir: str | Path | None = None,
+    format: str | None = None,
+    labels: str | Path | None = None,
+    actors: Sequence[str] = (),
+    observers: Sequence[str] = (),
     policy: str | None = None,
     reference: str | None = None,
     beta: float | None = None,
@@ -197,6 +202,9 @@ def evaluate(
         See :func:`attribution.evaluation.data.load_dataset`.
     subset : {"all", "algorithm-generated", "hand-crafted"}
     data_dir : path, optional, a local copy of Who&When (else the hub)
+    format : str, optional, the log format of a file or folder of logs (detected when None)
+    labels : path, optional, a labels file keyed by run id (see :mod:`attribution.evaluation.data`)
+    actors, observers : agent-name globs whose steps become actions / observations
     policy, reference, beta, pairs, scorer : the checkpoint pair(s), as for :func:`attribution.diagnose`
         (default: the embedded pair). A given ``scorer`` is switched to ``entropy=True``.
     aggregate, ranker : a name, or ``"select"`` to choose among all by cross-validation
@@ -251,7 +259,10 @@ def evaluate(
     if isinstance(dataset, (str, Path)):
         from attribution.evaluation.data import load_runs_for_eval
 
-        runs, origin = load_runs_for_eval(dataset, subset=subset, data_dir=data_dir)
+        runs, origin = load_runs_for_eval(
+            dataset, subset=subset, data_dir=data_dir, format=format, labels=labels,
+            actors=tuple(actors), observers=tuple(observers),
+        )
         name = str(dataset)
     else:
         runs, origin, name = list(dataset), "runs given", "runs"
@@ -357,6 +368,7 @@ def evaluate(
         "render": {n: p["render"] for n, p in key["pairs"].items()},
         "cache": {"dir": str(cache.folder) if cache.folder is not None else None, "setup": cache.digest},
         "group_size": group_size,
+        "label_problems": label_problems(runs),
     }
     timing = {**stats, "total_s": round(time.perf_counter() - t0, 3)}
     return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing)

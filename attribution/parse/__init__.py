@@ -44,7 +44,7 @@ from types import ModuleType
 from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, InputError
-from attribution.parse import chat, common, who_and_when
+from attribution.parse import autogen, chat, common, langchain, openai_agents, smolagents, who_and_when
 from attribution.types import ACTION, OBSERVATION, Run
 
 __all__ = [
@@ -63,7 +63,9 @@ __all__ = [
 ]
 
 #: Reader modules by format name, in the order detection asks them (ties go to the first).
-READERS: dict[str, ModuleType] = {m.NAME: m for m in (who_and_when, chat)}
+READERS: dict[str, ModuleType] = {
+    m.NAME: m for m in (who_and_when, autogen, langchain, smolagents, openai_agents, chat)
+}
 #: Backwards-compatible alias of :data:`READERS`.
 FORMATS = READERS
 

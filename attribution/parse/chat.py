@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
-from attribution.parse.common import describe as _describe, iso_time, pointer, tool_call_text
+from attribution.parse.common import describe as _describe, iso_time, pointer, tool_call_text, warn
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "ROLES", "detect", "read", "parse", "parse_one", "build_run", "as_index"]
@@ -189,6 +189,9 @@ def parse_one(
             kind = msg["kind"]
         ids = _call_ids(msg, source, i)
         text = _content(msg, source, i)
+        if kind == OBSERVATION and msg.get("tool_calls"):
+            warn(source, f"{role} message by {agent!r} carries tool calls but is an observation, so its calls are "
+                 f"not scored (pass --actor {agent!r} if this speaker is an agent, e.g. a user simulator)", step=i)
         calls.update(dict.fromkeys(ids, i))
         if isinstance(msg.get("tool_call_id"), str) and msg["tool_call_id"] in calls:
             links.append((calls[msg["tool_call_id"]], i))

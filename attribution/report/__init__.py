@@ -11,7 +11,7 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.report.html import COLLAPSE_TOKENS, render_html, write_html
-from attribution.types import SCHEMA_VERSION, Diagnosis
+from attribution.types import READABLE_SCHEMAS, SCHEMA_VERSION, Diagnosis
 
 __all__ = ["COLLAPSE_TOKENS", "load_diagnosis", "render_html", "write_html", "write_report"]
 
@@ -38,7 +38,7 @@ def load_diagnosis(path: str | Path) -> Diagnosis:
         raise InputError(path, "a diagnosis JSON file", got=f"invalid JSON at line {err.lineno}") from err
     if not isinstance(raw, dict):
         raise InputError(path, "a JSON object (a saved diagnosis)", got=type(raw).__name__)
-    if raw.get("schema") != SCHEMA_VERSION:
+    if raw.get("schema") not in READABLE_SCHEMAS:
         raise InputError(path, f"schema {SCHEMA_VERSION!r}", got=repr(raw.get("schema")))
     try:
         diagnosis = Diagnosis.from_dict(raw)

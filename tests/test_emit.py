@@ -1,0 +1,119 @@
+"""Verdicts out (``--emit``): every payload's ids round-trip to the source file, and the CLI writes them."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from attribution.cli import main
+from attribution.diagnoser import build_diagnosis
+from attribution.emit import EMITTERS, check_ids, emit, jsonl_records, langfuse_payload, otel_payload, parse_emit, phoenix_payload
+from attribution.errors import ConfigError, InputError
+from attribution.parse import load_runs
+from attribution.types import Diagnosis, StepScore
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LOGS = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".json", ".jsonl") and p.parent != FIXTURES
+              and "bad" not in p.name)
+
+
+def fake_diagnosis(run) -> Diagnosis:
+    """Scores from the text alone (no model): emit only reads the diagnosis."""
+    steps = []
+    for s in run.steps:
+        if s.is_action and s.content.strip():
+            n = max(1, len(s.content) // 10)
+            logps = [-(1 + (len(s.content) + k) % 5) / 10 for k in range(n)]
+            steps.append(StepScore(s.index, s.agent, s.kind, ["x"] * n, logps, [-0.2] * n, 0.5))
+        else:
+            steps.append(StepScore(s.index, s.agent, s.kind))
+    return build_diagnosis(run, steps)
+
+
+def _runs(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the readers' own warnings are tested with each reader
+        return load_runs(path)
+
+
+def test_fixture_logs_exist():
+    assert len(LOGS) >= 1
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_emitted_id_is_in_the_source_file(path):
+    text = path.read_text(encoding="utf-8")
+    runs = _runs(path)
+    diags = [fake_diagnosis(r) for r in runs]
+    # jsonl: every step of every run, ids (when any) found in the file
+    recs = jsonl_records(diags)
+    assert len(recs) == sum(len(r.steps) for r in runs)
+    for r in recs:
+        for key in ("source_id", "trace_id"):
+            if r[key] is not None:
+                assert r[key] in text, f"{key} {r[key]!r} not in {path.name}"
+    culprits = [r for r in recs if r["culprit"]]
+    assert len(culprits) == len(runs) and all(r["rank"] == 1 for r in culprits)
+    for kind, build in (("phoenix", phoenix_payload), ("langfuse", langfuse_payload), ("otel", otel_payload)):
+        try:
+            check_ids(runs, kind)
+        except InputError:
+            continue  # this format keeps no ids of that kind: refused up front, tested below
+        payload = build(diags)
+        if kind == "phoenix":
+            ids = [(a["span_id"], None) for a in payload["data"]]
+            assert all(a["annotator_kind"] == "CODE" and a["name"] == "progress_advantage" for a in payload["data"])
+            assert {a["result"]["label"] for a in payload["data"]} <= {"culprit", "ok"}
+        elif kind == "langfuse":
+            ids = [(s.get("observationId"), s["traceId"]) for s in payload]
+            assert {s["dataType"] for s in payload} == {"NUMERIC", "CATEGORICAL"}
+        else:
+            records = payload["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+            ids = [(r["spanId"], r["traceId"]) for r in records]
+            assert all(r["eventName"] == "gen_ai.evaluation.result" for r in records)
+        assert ids, f"{kind} payload of {path.name} is empty"
+        for span, trace in ids:
+            assert span is None or span in text
+            assert trace is None or trace in text
+
+
+def test_chat_message_ids_round_trip_and_span_kinds_are_refused(tmp_path):
+    path = FIXTURES / "chat" / "with_ids.jsonl"
+    run, = _runs(path)
+    assert [s.origin.id for s in run.steps] == [f"msg_0{k}" for k in range(1, 6)]
+    assert [s.origin.line for s in run.steps] == [1, 2, 3, 4, 5]
+    assert run.steps[0].origin.timestamp == "2025-03-01T10:00:00Z"
+    diag = fake_diagnosis(run)
+    rec = {r["step"]: r for r in jsonl_records([diag])}
+    assert rec[2]["source_id"] == "msg_03" and rec[2]["line"] == 3 and rec[3]["score"] is None
+    with pytest.raises(InputError, match=r"with_ids.jsonl: expected action steps with span ids for --emit phoenix; got none in run with_ids \(chat format\)"):
+        check_ids([run], "phoenix")
+    out = emit(diag, "jsonl", tmp_path / "deep" / "v.jsonl")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[2])["source_id"] == "msg_03"
+
+
+def test_emit_spec_is_checked():
+    assert parse_emit("langfuse:out/scores.json") == ("langfuse", Path("out/scores.json"))
+    for bad in ("phoenix", "nope:x.json", "jsonl:"):
+        with pytest.raises(ConfigError, match="--emit"):
+            parse_emit(bad)
+    assert set(EMITTERS) == {"jsonl", "phoenix", "langfuse", "otel"}
+
+
+def test_cli_emits_every_requested_kind_before_scoring_errors(tiny_pair, tmp_path):
+    log = FIXTURES / "chat" / "with_ids.jsonl"
+    out = tmp_path / "verdict.jsonl"
+    args = ["diagnose", str(log), "--policy", str(tiny_pair[0]), "--reference", str(tiny_pair[1]), "-q"]
+    res = CliRunner().invoke(main, [*args, "--emit", f"jsonl:{out}"])
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["source_id"] for r in recs] == [f"msg_0{k}" for k in range(1, 6)]
+    assert sum(r["culprit"] for r in recs) == 1
+    res = CliRunner().invoke(main, [*args, "--emit", f"otel:{tmp_path / 'o.json'}"])
+    assert res.exit_code == 2 and "span and trace ids for --emit otel" in res.output
+    assert not (tmp_path / "o.json").exists()
