@@ -17,7 +17,7 @@ from attribution.parse import load_runs
 from attribution.types import Diagnosis, StepScore
 
 FIXTURES = Path(__file__).parent / "fixtures"
-LOGS = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".json", ".jsonl") and p.parent != FIXTURES
+LOGS = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".json", ".jsonl", ".traj") and p.parent != FIXTURES
               and "bad" not in p.name)
 
 

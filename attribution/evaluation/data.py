@@ -119,9 +119,9 @@ def load_dataset(
     if path.is_dir():
         if format in (None, "who-and-when") and any((path / SUBSETS[s]).is_dir() for s in SUBSETS):
             return _who_and_when_local(path, _subsets(subset))
-        files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl", ".traj") and p.is_file())
         if not files:
-            raise InputError(path, "a folder of logs (*.json, *.jsonl), or one with Algorithm-Generated/ and Hand-Crafted/",
+            raise InputError(path, "a folder of logs (*.json, *.jsonl, *.traj), or one with Algorithm-Generated/ and Hand-Crafted/",
                              got="no such file in it")
         return _labelled_files(files, subset, format, f"folder of logs: {path}")
     if not path.exists():

@@ -44,7 +44,20 @@ from types import ModuleType
 from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, InputError
-from attribution.parse import autogen, chat, common, langchain, openai_agents, smolagents, who_and_when
+from attribution.parse import (
+    autogen,
+    chat,
+    common,
+    langchain,
+    magentic_one,
+    openai_agents,
+    openhands,
+    otel,
+    smolagents,
+    swe_agent,
+    tau_bench,
+    who_and_when,
+)
 from attribution.types import ACTION, OBSERVATION, Run
 
 __all__ = [
@@ -64,7 +77,9 @@ __all__ = [
 
 #: Reader modules by format name, in the order detection asks them (ties go to the first).
 READERS: dict[str, ModuleType] = {
-    m.NAME: m for m in (who_and_when, autogen, langchain, smolagents, openai_agents, chat)
+    m.NAME: m
+    for m in (who_and_when, otel, autogen, langchain, smolagents, openai_agents, openhands, swe_agent, tau_bench,
+              magentic_one, chat)
 }
 #: Backwards-compatible alias of :data:`READERS`.
 FORMATS = READERS
