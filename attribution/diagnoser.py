@@ -10,7 +10,10 @@ from attribution.errors import ConfigError, InputError
 from attribution.rank import agent_totals, aggregate as aggregate_steps, rank
 from attribution.types import Diagnosis, Run, StepScore
 
-__all__ = ["diagnose", "build_diagnosis", "default_pairs_path", "make_scorer", "config_roles"]
+__all__ = ["diagnose", "diagnose_many", "expand_logs", "build_diagnosis", "default_pairs_path", "make_scorer", "config_roles"]
+
+#: File suffixes read from a folder given to :func:`diagnose_many`.
+LOG_SUFFIXES = (".json", ".jsonl")
 
 
 def default_pairs_path() -> Path:
@@ -51,31 +54,44 @@ def make_scorer(
     window: int | None = None,
     min_context: int | None = None,
     chat_template: bool | str = "auto",
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
     progress: bool = False,
-    max_batch_tokens: int = 16384,
+    max_batch_tokens: int | None = None,
+    check_device: bool = True,
 ):
     """A :class:`~attribution.score.Scorer` from CLI-style arguments.
 
     Give either ``policy`` and ``reference`` (one pair for every agent), or ``pairs`` (a pair
     config file or :class:`~attribution.score.PairConfig`), or neither for the embedded default.
+    ``device``/``dtype`` ``"auto"`` and ``device_map`` are resolved here, before any model loads
+    (:mod:`attribution.score.device`); ``check_device=False`` skips checking that this machine
+    has the device (for remote workers). ``max_batch_tokens`` None derives it from free memory.
     """
     from attribution.score import CheckpointPair, PairConfig, Scorer, load_pair_config
+    from attribution.score.device import parse_device_map, resolve_dtype
+
+    device, reference_device = parse_device_map(device_map, device, check=check_device)
+    dtype = resolve_dtype(dtype, device)
+    if max_batch_tokens is not None and max_batch_tokens < 1:
+        raise ConfigError(f"The 'max_batch_tokens' parameter must be a positive number of tokens. Got {max_batch_tokens} instead.")
 
     if (policy is None) != (reference is None):
         raise ConfigError("give both policy and reference, or neither")
     if policy is not None and pairs is not None:
         raise ConfigError("give either policy/reference or a pair config, not both")
     if policy is not None:
-        config = PairConfig.single(CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device))
+        config = PairConfig.single(
+            CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device, reference_device=reference_device)
+        )
     elif isinstance(pairs, PairConfig):
         config = pairs
     else:
         path = Path(pairs) if pairs is not None else default_pairs_path()
         if pairs is None and not path.is_file():
             raise ConfigError(f"no checkpoint pair given and the embedded default {path} is missing; pass --policy/--reference or --pairs")
-        config = load_pair_config(path, dtype=dtype, device=device)
+        config = load_pair_config(path, dtype=dtype, device=device, reference_device=reference_device)
         if beta is not None:
             for p in config.pairs.values():
                 p.beta = float(beta)
@@ -148,8 +164,10 @@ def diagnose(
     min_context: int | None = None,
     chat_template: bool | str = "auto",
     format: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
+    max_batch_tokens: int | None = None,
     progress: bool = False,
     scorer: Any = None,
 ) -> Diagnosis:
@@ -165,6 +183,7 @@ def diagnose(
     ranker : {"most-negative", "lowest-total", "sharpest-drop"}
     top_k : int, how many steps to list
     window, min_context, chat_template : scoring settings, see :class:`~attribution.score.Scorer`
+    dtype, device, device_map, max_batch_tokens : placement and memory, see :func:`make_scorer`
     scorer : an existing Scorer to reuse (its checkpoints stay loaded)
 
     Returns
@@ -191,10 +210,13 @@ def diagnose(
             chat_template=chat_template,
             dtype=dtype,
             device=device,
+            device_map=device_map,
+            max_batch_tokens=max_batch_tokens,
             progress=progress,
         )
     scored = scorer.score_many([run])[0]
-    settings = {**scorer.settings(), "dtype": dtype, "rendered_tokens": scored.n_tokens}
+    dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
+    settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": scored.n_tokens}
     return build_diagnosis(
         run,
         scored.steps,
@@ -204,3 +226,97 @@ def diagnose(
         settings=settings,
         checkpoints=scorer.checkpoints(),
     )
+
+
+def expand_logs(logs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Log files from paths and folders: a folder gives its ``*.json``/``*.jsonl`` files, recursively, sorted."""
+    items = [logs] if isinstance(logs, (str, os.PathLike)) else list(logs)
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOG_SUFFIXES)
+            if not found:
+                raise InputError(path, f"a folder holding log files ({', '.join(LOG_SUFFIXES)})", got="none")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise InputError(path, "a log file or a folder of log files", got="nothing at that path")
+    if not out:
+        raise InputError("<logs>", "at least one log file or folder")
+    return out
+
+
+def diagnose_many(
+    logs: str | os.PathLike | Sequence[str | os.PathLike | Run],
+    *,
+    policy: str | None = None,
+    reference: str | None = None,
+    beta: float | None = None,
+    pairs: Any = None,
+    aggregate: str = "sum",
+    ranker: str = "most-negative",
+    top_k: int = 5,
+    window: int | None = None,
+    min_context: int | None = None,
+    chat_template: bool | str = "auto",
+    format: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
+    max_batch_tokens: int | None = None,
+    engine: Any = "local",
+    engine_options: dict[str, Any] | None = None,
+    group_size: int = 8,
+    progress: bool = False,
+) -> list[Diagnosis]:
+    """Diagnose many runs (files, folders, or :class:`Run` objects), one :class:`Diagnosis` each, in input order.
+
+    Every run of every file is read and checked before any model loads; scoring runs on
+    ``engine`` (``"local"``, ``"ray"`` with ``engine_options`` such as ``address``, ``workers``,
+    ``gpus_per_worker``, or an :class:`attribution.engine.Engine`), ``group_size`` runs per call.
+    Other parameters are those of :func:`diagnose`.
+    """
+    from attribution.engine import make_engine
+    from attribution.parse import load_runs
+
+    if group_size < 1:
+        raise ConfigError(f"The 'group_size' parameter must be at least 1. Got {group_size} instead.")
+    items = [logs] if isinstance(logs, (str, os.PathLike, Run)) else list(logs)
+    runs: list[Run] = [x for x in items if isinstance(x, Run)]
+    paths = [x for x in items if not isinstance(x, Run)]
+    for path in expand_logs(paths) if paths else []:
+        runs.extend(load_runs(path, format=format))
+    for run in runs:
+        if not run.action_indices:
+            raise InputError(run.source or run.run_id, "at least one action step (an agent's own output)")
+    aggregate_steps([], aggregate)
+    rank([], ranker)
+    engine = make_engine(engine, **(engine_options or {}))
+    engine.check()
+    scorer = make_scorer(
+        policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
+        chat_template=chat_template, dtype=dtype, device=engine.worker_device(device), device_map=device_map,
+        max_batch_tokens=max_batch_tokens, check_device=not engine.remote,
+    )
+    for run in runs:  # an agent no pair takes is reported before any model loads
+        scorer.assign(run)
+    unique: dict[str, Run] = {}
+    for run in runs:
+        unique.setdefault(run.content_hash(), run)
+    order = sorted(unique.values(), key=lambda r: (sum(len(s.content) for s in r.steps), r.content_hash()))
+    groups = [order[g : g + group_size] for g in range(0, len(order), group_size)]
+    scored: dict[str, Any] = {}
+    with engine:
+        for group in engine.score(scorer, groups, progress=progress):
+            scored.update((s.run.content_hash(), s) for s in group)
+    dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
+    out = []
+    for run in runs:
+        s = scored[run.content_hash()]
+        settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": s.n_tokens}
+        # The same text under another file name: rank the scores against this run's own labels and source.
+        out.append(build_diagnosis(run, s.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,
+                                   checkpoints=scorer.checkpoints()))
+    return out

@@ -41,6 +41,11 @@ CHANGED = {
     ("attribution diagnose", "fmt"): "issue 9: the help lists every registered reader",
     ("attribution diagnose", "json_out"): "issue 9: diagnosis schema 2, a list with --all",
     ("attribution eval", "dataset"): "issue 9: eval reads every format diagnose reads",
+    ("attribution diagnose", "log"): "issue 11: LOG... takes several logs or a folder",
+    ("attribution diagnose", "dtype"): "issue 11: default auto",
+    ("attribution diagnose", "device"): "issue 11: default auto",
+    ("attribution eval", "dtype"): "issue 11: default auto",
+    ("attribution eval", "device"): "issue 11: default auto",
 }
 
 

@@ -9,15 +9,18 @@ from attribution.cli.options import (
     device_option,
     dtype_option,
     emit_option,
+    engine_options,
+    engine_settings,
     format_option,
     json_option,
+    memory_options,
     pair_options,
     quiet_option,
     role_options,
     window_options,
 )
 
-__all__ = ["diagnose", "print_diagnosis"]
+__all__ = ["diagnose", "print_diagnosis", "print_summary"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
@@ -45,8 +48,26 @@ def print_diagnosis(diag) -> None:
         echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
 
 
+def print_summary(diags) -> None:
+    """One line per diagnosed run (many logs): the culprit, its score and the label when there is one."""
+    hits = 0
+    labelled = 0
+    click.echo(f"{'run':<40} {'culprit':>7}  {'agent':<22} {'score':>9}  label")
+    for d in diags:
+        score = next(s.score for s in d.steps if s.index == d.culprit_step)
+        label = ""
+        if "mistake_step" in d.labels:
+            labelled += 1
+            hits += d.labels["mistake_step"] == d.culprit_step
+            label = f"step {d.labels['mistake_step']} by {d.labels.get('mistake_agent')}"
+        name = f"{d.source}" + (f" [{d.run_id}]" if d.run_id and d.run_id not in str(d.source) else "")
+        name = name if len(name) <= 40 else "…" + name[-39:]  # a long path keeps its file name
+        click.echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
+    click.echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
+
+
 @click.command()
-@click.argument("log", type=click.Path(dir_okay=False))
+@click.argument("log", metavar="LOG...", nargs=-1, required=True, type=click.Path())
 @pair_options
 @click.option("--aggregate", default="sum", show_default=True, type=click.Choice(["sum", "mean", "min", "last"]), help="Token -> step aggregation.")
 @click.option("--ranker", default="most-negative", show_default=True, type=click.Choice(["most-negative", "lowest-total", "sharpest-drop"]))
@@ -56,19 +77,25 @@ def print_diagnosis(diag) -> None:
 @click.option("--all", "all_runs", is_flag=True, help="Diagnose every run in LOG, one diagnosis each.")
 @role_options
 @window_options
-@dtype_option("Weights' dtype; log-softmax is always fp32.")
+@dtype_option("Weights' dtype (auto: bf16 on a GPU that has it, else fp32); log-softmax is always fp32.")
 @device_option
-@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/2; with --all, a list of them).")
+@memory_options
+@engine_options
+@json_option("Write the diagnosis as JSON (schema attribution.diagnosis/2; with --all or several logs, a list of them).")
 @click.option("--graph", "graph_out", type=click.Path(dir_okay=False), help="Write the step graph as node-link JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @emit_option
 @quiet_option("No progress bar or table; print only the verdict.")
 def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
-             window, min_context, no_chat_template, dtype, device, json_out, graph_out, html_out, emits, quiet):
+             window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens, engine, address, workers,
+             gpus_per_worker, json_out, graph_out, html_out, emits, quiet):
     """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
+    # Several LOGs or a folder of logs (its .json/.jsonl files) diagnose every run of every file,
+    # one line each (print_summary); --engine ray spreads them over a Ray cluster.
     import json
+    from pathlib import Path
 
-    from attribution.diagnoser import config_roles, diagnose as run_diagnose, make_scorer
+    from attribution.diagnoser import config_roles, diagnose as run_diagnose, diagnose_many, expand_logs, make_scorer
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text, check_outputs
@@ -84,6 +111,28 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     check_outputs(outputs, inputs=[log, pairs])  # before any work, so that a typo costs no scoring
     more_actors, more_observers = config_roles(pairs)
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
+    logs = log  # LOG... : one or more files or folders
+    if len(logs) > 1 or Path(logs[0]).is_dir() or engine != "local":  # many logs: one line per run
+        if run_id is not None or graph_out or html_out:
+            raise ConfigError("--run, --graph and --html take one LOG; with several logs, a folder or --engine ray every run is diagnosed")
+        runs = [r for path in expand_logs(logs) for r in load_runs(path, fmt, **roles)]
+        for kind, _ in targets:
+            check_ids(runs, kind)
+        diags = diagnose_many(
+            runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
+            top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
+            dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
+            **engine_settings(engine, address, workers, gpus_per_worker),
+        )
+        print_summary(diags)
+        if json_out:
+            atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
+        for kind, path in targets:
+            emit(diags, kind, path)
+        return
+    if any(v is not None for v in (address, workers, gpus_per_worker)):
+        raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
+    log = logs[0]
     runs = load_runs(log, fmt, **roles) if all_runs else [load_run(log, fmt, run_id=run_id, **roles)]
     for kind, _ in targets:
         check_ids(runs, kind)
@@ -93,7 +142,8 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         write_graph(build_graph(runs[0]), graph_out)
     scorer = make_scorer(policy=policy, reference=reference, pairs=pairs, beta=beta, window=window,
                          min_context=min_context, chat_template=False if no_chat_template else "auto",
-                         dtype=dtype, device=device, progress=not quiet)
+                         dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens,
+                         progress=not quiet)
     diags = []
     for run in runs:
         diag = run_diagnose(run, aggregate=aggregate, ranker=ranker, top_k=top_k, dtype=dtype, scorer=scorer)

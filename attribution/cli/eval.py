@@ -8,11 +8,15 @@ from attribution.cli.terminal import echo
 from attribution.cli.options import (
     device_option,
     dtype_option,
+    engine_options,
+    engine_settings,
     format_option,
     json_option,
+    memory_options,
     pair_options,
     quiet_option,
     role_options,
+    shard_option,
     window_options,
 )
 
@@ -62,17 +66,21 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @click.option("--no-cache", is_flag=True, help="Keep scores in memory only.")
 @click.option("--group-size", default=8, show_default=True, type=click.IntRange(min=1), help="Runs per batched scoring call.")
 @window_options
-@dtype_option()
+@dtype_option("Weights' dtype (auto: bf16 on a GPU that has it, else fp32); log-softmax is always fp32.")
 @device_option
+@memory_options
+@engine_options
+@shard_option
 @json_option("Write the full result as JSON (schema attribution.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write a Markdown report, with PNG figures beside it.")
 @quiet_option("No progress bar and no table.")
 def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
-                 no_cache, group_size, window, min_context, no_chat_template, dtype, device, json_out, md_out, quiet):
+                 no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
+                 engine, address, workers, gpus_per_worker, shard, json_out, md_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
-    from attribution.evaluation.report import format_table, write_json, write_markdown
+    from attribution.evaluation.report import format_table, resources_line, write_json, write_markdown
     from attribution.io import check_outputs, check_writable
 
     inputs = [pairs, labels] + ([dataset] if dataset != "who-and-when" else [])
@@ -86,12 +94,21 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         observers=(*more_observers, *observers), policy=policy, reference=reference, pairs=pairs, beta=beta,
         aggregate=aggregate, ranker=ranker, folds=folds, seed=seed, n_boot=n_boot, cache_dir=cache_dir,
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
-        chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, progress=not quiet,
+        chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, device_map=device_map,
+        max_batch_tokens=max_batch_tokens, shard=shard, progress=not quiet,
+        **engine_settings(engine, address, workers, gpus_per_worker),
     )
+    t = result.timing
+    if shard is not None:  # a shard reports what it scored; the plain eval afterwards reports the metrics
+        echo(f"shard {result.settings['shard']}: {t['runs']} runs, {t['scored']} scored, {t['from_cache']} already cached, "
+                   f"in {result.settings['cache']['dir']}; {t['total_s']:.1f} s")
+        if json_out:
+            write_json(result, json_out)
+        return
     if not quiet:
         echo(format_table(result), newlines=True)
-        t = result.timing
         echo(f"{t['runs']} runs: {t['scored']} scored, {t['from_cache']} from the cache; {t['total_s']:.1f} s")
+        echo(resources_line(t))
         print_label_problems(result.settings.get("label_problems", {}))
     if json_out:
         write_json(result, json_out)

@@ -16,6 +16,12 @@ decorator                 options (parameter names)                   used by
                           ``--no-chat-template``
 :func:`dtype_option`      ``--dtype`` (dtype)                         diagnose, eval
 :func:`device_option`     ``--device`` (device)                       diagnose, eval
+:func:`memory_options`    ``--device-map``, ``--max-batch-tokens``     diagnose, eval
+                          (device_map, max_batch_tokens)
+:func:`engine_options`    ``--engine``, ``--address``, ``--workers``,  diagnose, eval
+                          ``--gpus-per-worker`` (engine, address,
+                          workers, gpus_per_worker)
+:func:`shard_option`      ``--shard`` (shard)                         eval
 :func:`json_option`       ``--json`` (json_out)                       diagnose, eval
 :func:`quiet_option`      ``--quiet/-q`` (quiet)                      diagnose, eval
 ========================  ==========================================  =========================
@@ -36,12 +42,16 @@ __all__ = [
     "window_options",
     "dtype_option",
     "device_option",
+    "memory_options",
+    "engine_options",
+    "engine_settings",
+    "shard_option",
     "json_option",
     "quiet_option",
     "compose",
 ]
 
-DTYPES = ["float32", "bfloat16", "float16"]
+DTYPES = ["auto", "float32", "bfloat16", "float16"]
 
 
 def compose(*decorators: Callable) -> Callable:
@@ -94,10 +104,39 @@ window_options = compose(
 
 def dtype_option(help: str | None = None) -> Callable:
     """``--dtype``; ``help`` differs per command."""
-    return click.option("--dtype", default="float32", show_default=True, type=click.Choice(DTYPES), help=help)
+    return click.option("--dtype", default="auto", show_default=True, type=click.Choice(DTYPES), help=help)
 
 
-device_option = click.option("--device", default="cpu", show_default=True)
+device_option = click.option(
+    "--device", default="auto", show_default=True,
+    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; checked before any model loads.",
+)
+
+memory_options = compose(
+    click.option("--device-map", help="Place the policy and the reference apart: 'policy=cuda:0,reference=cuda:1'."),
+    click.option("--max-batch-tokens", type=click.IntRange(min=1),
+                 help="Padded tokens per forward pass (default: from free GPU memory, 16384 on CPU); "
+                      "out of memory halves it and retries."),
+)
+
+engine_options = compose(
+    click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                 help="Where scoring runs: this process, or a Ray cluster (pip install 'attribution[ray]')."),
+    click.option("--address", help="Ray: an existing cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one."),
+    click.option("--workers", type=click.IntRange(min=1), help="Ray: actors, each loading the pair(s) once (default 2)."),
+    click.option("--gpus-per-worker", type=click.FloatRange(min=0), help="Ray: GPUs per actor (default 0: CPU actors)."),
+)
+
+
+def engine_settings(engine: str, address: str | None, workers: int | None, gpus_per_worker: float | None) -> dict:
+    """The library's ``engine``/``engine_options`` arguments from :func:`engine_options`' values."""
+    return {"engine": engine, "engine_options": {"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker}}
+
+
+shard_option = click.option(
+    "--shard", help="I/N: score only the I-th of N shards of the runs into the score cache (1 <= I <= N; a job array), "
+                    "then run a plain eval on the same cache."
+)
 
 
 def json_option(help: str) -> Callable:

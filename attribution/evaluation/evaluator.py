@@ -111,32 +111,49 @@ def subset_of(run: Run) -> str:
     return str(run.meta.get("subset") or "")
 
 
-def score_runs(scorer: Any, runs: Sequence[Run], cache: ScoreCache, *, group_size: int = 8, progress: bool = False) -> dict[str, Any]:
+def score_runs(
+    scorer: Any,
+    runs: Sequence[Run],
+    cache: ScoreCache,
+    *,
+    group_size: int = 8,
+    progress: bool = False,
+    engine: Any = None,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """Score every run not yet in ``cache``, ``group_size`` runs per :meth:`Scorer.score_many`.
 
-    Runs are ordered by length (so a group's windows pad little) and cut into fixed groups of
-    that order; each group's entries are written as soon as it finishes, so a kill loses at
-    most the group in flight. A run already cached costs no forward pass.
+    Runs are ordered by length (so a group's windows pad little) and cut into groups of that
+    order; each group's entries are written as soon as it comes back from the ``engine``
+    (default: this process), so a kill loses at most the groups in flight. A run already
+    cached costs no forward pass. ``shard=(I, N)`` scores only the I-th of N shards
+    (:func:`attribution.engine.select_shard`).
     """
     from tqdm.auto import tqdm
 
+    from attribution.engine import make_engine, select_shard
+
     if group_size < 1:
         raise ConfigError(f"The 'group_size' parameter must be at least 1. Got {group_size} instead.")
+    engine = make_engine("local") if engine is None else engine
     unique: dict[str, Run] = {}
     for run in runs:
         unique.setdefault(run.content_hash(), run)
-    order = sorted(unique.values(), key=lambda r: (sum(len(s.content) for s in r.steps), r.content_hash()))
-    cached = sum(run in cache for run in order)
+    mine = select_shard(list(unique.values()), shard)
+    order = sorted(mine, key=lambda r: (sum(len(s.content) for s in r.steps), r.content_hash()))
+    todo = [r for r in order if r not in cache]
+    cached = len(order) - len(todo)
+    groups = [todo[g : g + group_size] for g in range(0, len(todo), group_size)]
     t0 = time.perf_counter()
     with tqdm(total=len(order), initial=cached, unit="run", desc="scoring", disable=not progress) as bar:
-        for g in range(0, len(order), group_size):
-            todo = [r for r in order[g : g + group_size] if r not in cache]
-            if not todo:
-                continue
-            for scored in scorer.score_many(todo):
+        for scored_group in engine.score(scorer, groups, progress=False):
+            for scored in scored_group:
                 cache.put(scored)
-            bar.update(len(todo))
-    return {"runs": len(order), "from_cache": cached, "scored": len(order) - cached, "scoring_s": round(time.perf_counter() - t0, 3)}
+            bar.update(len(scored_group))
+    return {
+        "runs": len(order), "from_cache": cached, "scored": len(todo), "scoring_s": round(time.perf_counter() - t0, 3),
+        "engine": engine.name, **engine.stats(),
+    }
 
 
 def _load_scores(scorer: Any, cache: ScoreCache, run: Run):
@@ -173,13 +190,18 @@ def evaluate(
     window: int | None = None,
     min_context: int | None = None,
     chat_template: bool | str = "auto",
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
+    max_batch_tokens: int | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     group_size: int = 8,
     progress: bool = False,
     null_pair: bool = True,
+    engine: Any = "local",
+    engine_options: dict[str, Any] | None = None,
+    shard: str | tuple[int, int] | None = None,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -198,13 +220,22 @@ def evaluate(
     folds, seed : the cross-validation's folds and its shuffling seed
     n_boot : bootstrap resamples of the 95% intervals (drawn from ``seed``)
     baseline_aggregate : token -> step aggregation of the log-prob and entropy baselines
-    window, min_context, chat_template, dtype, device : scoring settings
+    window, min_context, chat_template : scoring settings
+    dtype, device, device_map, max_batch_tokens : placement and memory
+        (:func:`attribution.diagnoser.make_scorer`; ``"auto"``: the best this machine has)
     cache_dir : the score cache folder (default :func:`~attribution.evaluation.cache.default_cache_dir`)
     use_cache : False keeps scores in memory only
     group_size : runs per batched scoring call (each group is cached as it finishes)
     progress : show a progress bar over runs while scoring
     null_pair : also score every run with the null pair (see
-        :mod:`~attribution.evaluation.baselines`; its own cache entries) and report it
+        :mod:`~attribution.evaluation.baselines`; its own cache entries) and report it. The
+        null pair is scored in this process (its random models exist only here), shard by shard
+        like the pair.
+    engine : "local", "ray" or an :class:`attribution.engine.Engine`
+    engine_options : options of a named engine (Ray: address, workers, gpus_per_worker, cpus_per_worker)
+    shard : "I/N" or (I, N): score only the I-th of N shards of the runs into the cache and
+        return no metrics (``subsets`` is empty); a later evaluation without ``shard`` on the
+        same cache reads every run and scores none. Needs the on-disk cache.
 
     Returns
     -------
@@ -220,13 +251,21 @@ def evaluate(
     aggregate_steps([], baseline_aggregate)
     if n_boot < 0:
         raise ConfigError(f"The 'n_boot' parameter must be at least 0. Got {n_boot} instead.")
+    from attribution.engine import make_engine, parse_shard
+
+    shard = parse_shard(shard)
+    if shard is not None and not use_cache:
+        raise ConfigError("a shard is scored into the on-disk score cache for a later evaluation to read; it needs the cache (drop --no-cache)")
+    engine = make_engine(engine, **(engine_options or {}))
+    engine.check()
 
     if scorer is None:  # cheap: models load on first use
         from attribution.diagnoser import make_scorer
 
         scorer = make_scorer(
             policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
-            chat_template=chat_template, dtype=dtype, device=device,
+            chat_template=chat_template, dtype=dtype, device=engine.worker_device(device), device_map=device_map,
+            max_batch_tokens=max_batch_tokens, check_device=not engine.remote,
         )
     scorer.entropy = True
 
@@ -247,12 +286,20 @@ def evaluate(
     key = scoring_key(scorer)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ScoreCache(root if use_cache else None, key)
-    stats = score_runs(scorer, runs, cache, group_size=group_size, progress=progress)
+    with engine:  # joins or starts a Ray cluster (loads no model); closes what it started
+        stats = score_runs(scorer, runs, cache, group_size=group_size, progress=progress, engine=engine, shard=shard)
     null = ncache = None
     if null_pair:
         null = bl.null_scorer(scorer)
         ncache = ScoreCache(root if use_cache else None, scoring_key(null))
-        stats["null_pair"] = score_runs(null, runs, ncache, group_size=group_size, progress=progress)
+        stats["null_pair"] = score_runs(null, runs, ncache, group_size=group_size, progress=progress, shard=shard)
+    if shard is not None:
+        settings = {
+            "dataset": name, "origin": origin, "subset": subset, "n_runs": len(runs), "shard": f"{shard[0]}/{shard[1]}",
+            "cache": {"dir": str(cache.folder), "setup": cache.digest},
+        }
+        timing = {**stats, "total_s": round(time.perf_counter() - t0, 3)}
+        return EvalResult(settings, scorer.checkpoints(), {}, {}, None, [], timing)
 
     # Every setting and every baseline from the cached scores: no forward pass from here on.
     grid = settings_grid(aggregate, ranker)

@@ -170,7 +170,15 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
     md += ["## Timing", "", f"{t.get('runs')} distinct runs: {t.get('scored')} scored, {t.get('from_cache')} read from the cache "
            f"({t.get('bad_cache_entries', 0)} invalid cache entries scored again); "
            f"scoring {t.get('scoring_s')} s, total {t.get('total_s')} s.", ""]
+    if "engine" in t:
+        md += [resources_line(t), ""]
     return "\n".join(md)
+
+
+def resources_line(timing: dict) -> str:
+    """Engine, out-of-memory retries and peak memory per device, in one line."""
+    peaks = ", ".join(f"{d} {b / 2**30:.2f} GiB" for d, b in sorted((timing.get("peak_memory") or {}).items())) or "not measured"
+    return f"Engine {timing.get('engine')}; {timing.get('oom_retries', 0)} out-of-memory retries (batch halved); peak memory: {peaks}."
 
 
 def _figures(result: EvalResult, out: Path) -> dict[str, dict[str, str]]:

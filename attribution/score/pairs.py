@@ -175,18 +175,25 @@ class Checkpoint:
 
             if self.dtype not in ("float32", "bfloat16", "float16"):
                 raise ConfigError(f"dtype must be one of float32, bfloat16, float16. Got {self.dtype!r} instead.")
+            from attribution.score.device import attention_implementation
+
             kwargs = self._load_kwargs()
             _quiet_transformers()
+            where = str(Path(self.name).expanduser()) if self.is_local else self.name
+            attn = attention_implementation(self.device, self.dtype)
             try:
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(Path(self.name).expanduser()) if self.is_local else self.name,
-                    dtype=getattr(torch, self.dtype),
-                    **kwargs,
-                )
+                try:
+                    model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, self.dtype), attn_implementation=attn, **kwargs)
+                except (ValueError, ImportError):  # an architecture without SDPA/FlashAttention: its default
+                    model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, self.dtype), **kwargs)
             except Exception as err:
                 raise CheckpointError(f"{self.name}: cannot load the model ({_first_line(err)}){_offline_hint(kwargs)}") from err
             self._model = model.to(self.device).eval()
         return self._model
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (to a Ray worker) as its name, dtype, device and id: the model loads again there.
+        return {**self.__dict__, "_model": None, "_tokenizer": None}
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "id": self.id, "dtype": self.dtype}
@@ -237,9 +244,19 @@ class CheckpointPair:
 
     @classmethod
     def load(
-        cls, policy: str, reference: str, beta: float = 1.0, *, name: str = "default", dtype: str = "float32", device: str = "cpu"
+        cls,
+        policy: str,
+        reference: str,
+        beta: float = 1.0,
+        *,
+        name: str = "default",
+        dtype: str = "float32",
+        device: str = "cpu",
+        reference_device: str | None = None,
     ) -> "CheckpointPair":
-        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, device), beta, name)
+        """``reference_device`` places the reference apart from the policy (default: ``device``)."""
+        ref_device = device if reference_device is None else reference_device
+        return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, ref_device), beta, name)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -294,8 +311,10 @@ class PairConfig:
         return self.pairs[self.default] if self.default is not None else None
 
 
-def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device: str = "cpu") -> PairConfig:
-    """Read a pair config file (format in the module docstring)."""
+def load_pair_config(
+    path: str | os.PathLike, *, dtype: str = "float32", device: str = "cpu", reference_device: str | None = None
+) -> PairConfig:
+    """Read a pair config file (format in the module docstring); references go on ``reference_device`` if given."""
     path = Path(path)
     try:
         raw = parse_json(path.read_text(encoding="utf-8"), path)
@@ -335,6 +354,7 @@ def load_pair_config(path: str | os.PathLike, *, dtype: str = "float32", device:
                 name=pname,
                 dtype=spec.get("dtype", dtype),
                 device=device,
+                reference_device=reference_device,
             )
         except ConfigError as err:
             if str(err).startswith(str(path)):

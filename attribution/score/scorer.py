@@ -6,7 +6,9 @@ where ctx is the rendered run before y_i. All agents mapped to one pair share it
 A run longer than the model's window is cut into overlapping windows (:func:`plan_windows`):
 every token is scored exactly once, in the window where it has at least ``min_context`` tokens
 of left context (or its whole past, near the start), so no step is dropped or scored blind.
-Windows of many runs are batched together by a token budget.
+Windows of many runs are batched together by a token budget, by default derived from the free
+device memory (:func:`attribution.score.device.token_budget`). An out-of-memory error halves the
+batch and retries it (:func:`_forward_with_backoff`): no run is lost, and ``Scorer.stats`` counts it.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ class Scorer:
         (so a long run costs at most 4/3 of one pass).
     chat_template : {"auto", True, False}
         See :func:`attribution.score.render.render_run`.
-    max_batch_tokens : int
-        Padded tokens per forward pass when batching windows of several runs.
+    max_batch_tokens : int, optional
+        Padded tokens per forward pass when batching windows of several runs; default from the
+        free device memory (CUDA), else 16384. An out-of-memory error halves it and retries.
     chunk : int
         Positions per output-head call (bounds the fp32 logits held at once).
     progress : bool
@@ -131,7 +134,7 @@ class Scorer:
         window: int | None = None,
         min_context: int | None = None,
         chat_template: bool | str = "auto",
-        max_batch_tokens: int = 16384,
+        max_batch_tokens: int | None = None,
         chunk: int = 1024,
         progress: bool = False,
         entropy: bool = False,
@@ -146,6 +149,8 @@ class Scorer:
         self.chunk = chunk
         self.progress = progress
         self.entropy = entropy
+        # What scoring cost, for reports: out-of-memory retries and the token budget used per pair.
+        self.stats: dict[str, Any] = {"oom_retries": 0, "batch_tokens": {}}
 
     # -- settings -------------------------------------------------------------------------
     def window_for(self, pair: CheckpointPair) -> tuple[int, int]:
@@ -165,6 +170,18 @@ class Scorer:
 
     def settings(self) -> dict[str, Any]:
         return {"window": self.window, "min_context": self.min_context, "chat_template": self.chat_template}
+
+    def _auto_budget(self, pair: CheckpointPair, window: int) -> int:
+        """Padded tokens per pass that fit the free memory of the pair's device(s), models loaded."""
+        from attribution.score.device import free_memory, token_budget
+
+        budgets = []
+        for ckpt in (pair.policy, pair.reference):
+            model = ckpt.model
+            free = free_memory(str(next(model.parameters()).device))
+            head = 3 * 4 * self.chunk * int(getattr(model.config, "vocab_size", 0) or 0)  # fp32 logits and temporaries
+            budgets.append(token_budget(free, [model.config], ckpt.dtype, window=window, head_bytes=head))
+        return min(budgets)
 
     def checkpoints(self) -> dict[str, dict[str, Any]]:
         return {name: pair.describe() for name, pair in self.pairs.pairs.items()}
@@ -192,7 +209,7 @@ class Scorer:
         """Score several runs, batching windows across runs; one pass per model per window."""
         import torch
 
-        from attribution.score.logprobs import output_head, realised_logprobs
+        from attribution.score.logprobs import output_head
 
         assignments = [self.assign(run) for run in runs]
         # Pairs that load the same two models (same folders, dtype and device: one Checkpoint
@@ -231,27 +248,16 @@ class Scorer:
                     if pos.numel():
                         jobs.append((r, ids_r, w, pos))
             heads = [output_head(pair.policy.model), output_head(pair.reference.model)]
-            device = next(pair.policy.model.parameters()).device
-            for batch in _batches(jobs, self.max_batch_tokens, self.progress, pair.name):
-                width = max(w.end - w.start for _, _, w, _ in batch)
-                # Padding follows each row's tokens and never reaches a scored position (attention is
-                # causal); fill it with a non-pad id so transformers does not warn of an unmasked pad.
-                ids = torch.full((len(batch), width), 1 if tok.pad_token_id == 0 else 0, dtype=torch.long)
-                mask = torch.zeros(len(batch), width, dtype=torch.long)
-                for b, (_, ids_r, w, _) in enumerate(batch):
-                    ids[b, : w.end - w.start] = ids_r[w.start : w.end]
-                    mask[b, : w.end - w.start] = 1
-                rows = torch.cat([torch.full((len(pos),), b, dtype=torch.long) for b, (_, _, _, pos) in enumerate(batch)])
-                cols = torch.cat([pos - w.start for _, _, w, pos in batch])
-                ids, mask, rows, cols = ids.to(device), mask.to(device), rows.to(device), cols.to(device)
-                pol = realised_logprobs(heads[0], ids, mask, rows, cols, chunk=self.chunk, return_entropy=self.entropy)
-                pol, ent = pol if self.entropy else (pol, None)
-                ref = realised_logprobs(heads[1], ids, mask, rows, cols, chunk=self.chunk)
-                got = torch.stack([pol, ref, ent if ent is not None else torch.full_like(pol, math.nan)]).cpu()  # [3, n]
-                k = 0
-                for r, _, _, pos in batch:
-                    values[r][:, pos] = got[:, k : k + len(pos)]
-                    k += len(pos)
+            budget = self.max_batch_tokens or self._auto_budget(pair, window)
+            self.stats["batch_tokens"][pair.name] = budget
+            pad_id = 1 if tok.pad_token_id == 0 else 0
+            limit: dict[str, int] = {}  # after an out-of-memory error, later batches start below its size
+            for batch in _batches(jobs, budget, self.progress, pair.name):
+                for part, got in _forward_with_backoff(batch, heads, pad_id, self.chunk, self.entropy, self.stats, limit):
+                    k = 0
+                    for r, _, _, pos in part:
+                        values[r][:, pos] = got[:, k : k + len(pos)]
+                        k += len(pos)
             for r, (rendered, steps) in placed.items():
                 for i in steps:
                     s, e = rendered.spans[i]
@@ -284,6 +290,81 @@ class Scorer:
 def _models_key(pair: CheckpointPair) -> tuple[int, int]:
     """Which two loaded models a pair runs: pairs with equal keys share forward passes."""
     return (id(pair.policy), id(pair.reference))
+
+
+def _forward_batch(batch: list, heads: list, pad_id: int, chunk: int, entropy: bool):
+    """One forward pass per model over a batch of windows -> [3, n] (policy, reference, entropy), on CPU."""
+    import torch
+
+    from attribution.score.logprobs import realised_logprobs
+
+    width = max(w.end - w.start for _, _, w, _ in batch)
+    # Padding follows each row's tokens and never reaches a scored position (attention is
+    # causal); fill it with a non-pad id so transformers does not warn of an unmasked pad.
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    for b, (_, ids_r, w, _) in enumerate(batch):
+        ids[b, : w.end - w.start] = ids_r[w.start : w.end]
+        mask[b, : w.end - w.start] = 1
+    rows = torch.cat([torch.full((len(pos),), b, dtype=torch.long) for b, (_, _, _, pos) in enumerate(batch)])
+    cols = torch.cat([pos - w.start for _, _, w, pos in batch])
+    out = []
+    for h, head in enumerate(heads):  # the policy and the reference may sit on different devices
+        device = next(head.model.parameters()).device
+        got = realised_logprobs(
+            head, ids.to(device), mask.to(device), rows.to(device), cols.to(device), chunk=chunk, return_entropy=entropy and h == 0
+        )
+        out.append(got if isinstance(got, tuple) else (got, None))
+    (pol, ent), (ref, _) = out
+    ent = ent if ent is not None else torch.full_like(pol, math.nan)
+    return torch.stack([pol.float().cpu(), ref.float().cpu(), ent.float().cpu()])  # [3, n]
+
+
+def _padded(part: list) -> int:
+    return len(part) * max(w.end - w.start for _, _, w, _ in part)
+
+
+def _forward_with_backoff(batch: list, heads: list, pad_id: int, chunk: int, entropy: bool, stats: dict, limit: dict):
+    """Yield ``(part, values)`` covering ``batch``; an out-of-memory error halves the part and retries.
+
+    Halving is by windows (rows), never inside a window, so the numbers do not change; a single
+    window that does not fit is an error naming what to lower. ``limit["tokens"]`` remembers
+    half the padded size that failed, so later batches are split before they are tried.
+    """
+    from attribution.score.device import is_out_of_memory
+
+    todo = [batch]
+    while todo:
+        part = todo.pop()
+        if len(part) > 1 and "tokens" in limit and _padded(part) > limit["tokens"]:
+            half = len(part) // 2
+            todo.extend([part[half:], part[:half]])
+            continue
+        try:
+            got = _forward_batch(part, heads, pad_id, chunk, entropy)
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            _free_cached_memory()
+            if len(part) == 1:
+                w = part[0][2]
+                raise ScoringError(
+                    f"one window of {w.end - w.start} tokens does not fit in device memory even alone; "
+                    "pass a smaller --window, or place the reference on another device (--device-map)"
+                ) from None
+            stats["oom_retries"] = stats.get("oom_retries", 0) + 1
+            limit["tokens"] = _padded(part) // 2
+            half = len(part) // 2
+            todo.extend([part[half:], part[:half]])  # the first half runs next
+            continue
+        yield part, got
+
+
+def _free_cached_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 #: Most padding a window may carry in a batch, as a share of the batch's width: padding costs a
