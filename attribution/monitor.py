@@ -271,6 +271,8 @@ def follow_steps(follower: JsonlFollower, *, format: str = "chat") -> Iterator[S
         try:
             run = parser(messages, str(follower.path))
         except InputError as err:
+            if err.expected.startswith("at least one action step") and done == 0:
+                continue  # only context so far (the task, a system prompt): wait for the first action
             raise InputError(follower.path, err.expected, step=len(messages) - 1, got=f"line {follower.line}") from err
         for st in run.steps[done:]:
             yield st

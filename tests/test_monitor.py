@@ -13,7 +13,7 @@ from attribution.rank import aggregate
 from attribution.score import CheckpointPair, PairConfig, Scorer, plan_windows
 from attribution.score import incremental, scorer as scorer_module
 from attribution.score.incremental import window_of
-from attribution.score.render import SEPARATOR, Rendered, header, render_run
+from attribution.score.render import Rendered, render_run
 from attribution.select import run_score, select_runs
 from attribution.tiny import build_tiny_pair
 from attribution.types import Run, Step
@@ -82,10 +82,10 @@ def whole_text_render(run, tokenizer, chat_template="auto"):
     """A renderer that tokenises the whole text at once and maps steps to tokens by offsets, so
     appending a step can re-tokenise the tail of the previous text (issue 10's renderer)."""
     text, chars = "", {}
-    for st in run.steps:
-        text += header(st.agent)
+    for st in run.steps:  # "... output orchestrator: ...": the trailing space merges with the next header
+        text += f"{st.agent.lower()}: "
         chars[st.index] = (len(text), len(text) + len(st.content))
-        text += st.content + SEPARATOR
+        text += st.content + " "
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = [tokenizer.bos_token_id, *enc["input_ids"]]
     offs = [(0, 0), *enc["offset_mapping"]]
