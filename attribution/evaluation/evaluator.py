@@ -66,6 +66,8 @@ class EvalResult:
     selection : dict or None, how the setting was chosen (None when it was fixed)
     runs : list of dict, per run: labels, fold and each method's prediction
     timing : dict, wall seconds and how many runs were scored or read from the cache
+    calibration : dict or None, the monitor's alert threshold chosen by ``evaluate(calibrate=FPR)``
+        (:class:`~attribution.evaluation.calibration.Calibration`)
     """
 
     settings: dict[str, Any]
@@ -76,6 +78,7 @@ class EvalResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    calibration: dict[str, Any] | None = None
 
     @property
     def attribution_method(self) -> str:
@@ -93,6 +96,7 @@ class EvalResult:
             "grid": {s: {n: m.to_dict() for n, m in ms.items()} for s, ms in self.grid.items()},
             "runs": self.runs,
             "timing": self.timing,
+            **({"calibration": self.calibration} if self.calibration is not None else {}),
         }
 
     def to_json(self, **kw: Any) -> str:
@@ -171,6 +175,7 @@ def evaluate(
     use_cache: bool = True,
     group_size: int = 8,
     progress: bool = False,
+    calibrate: float | None = None,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -194,6 +199,8 @@ def evaluate(
     use_cache : False keeps scores in memory only
     group_size : runs per batched scoring call (each group is cached as it finishes)
     progress : show a progress bar over runs while scoring
+    calibrate : float in (0, 1), optional: also choose the monitor's alert threshold for this
+        false-alarm rate among the successful runs (:func:`~attribution.evaluation.calibration.calibrate`)
 
     Returns
     -------
@@ -207,6 +214,8 @@ def evaluate(
         rank([], ranker)
         ranker = ranker.replace("_", "-")
     aggregate_steps([], baseline_aggregate)
+    if calibrate is not None and not (isinstance(calibrate, (int, float)) and 0.0 < calibrate < 1.0):
+        raise ConfigError(f"The 'calibrate' parameter must be a false-alarm rate in (0, 1). Got {calibrate!r} instead.")
     if n_boot < 0:
         raise ConfigError(f"The 'n_boot' parameter must be at least 0. Got {n_boot} instead.")
 
@@ -242,8 +251,11 @@ def evaluate(
     grid = settings_grid(aggregate, ranker)
     table: dict[Setting, list[Prediction]] = {s: [] for s in grid}
     base: dict[str, list[Prediction]] = {bl.FIRST: [], bl.LAST: [], **{b: [] for b in bl.SCORE_BASELINES}}
+    summed = []  # per run, step scores summed over tokens (what the monitor computes), for calibration
     for run in runs:
         got = _load_scores(scorer, cache, run)
+        if calibrate is not None:
+            summed.append(aggregate_steps(got.steps, "sum"))
         for agg in dict.fromkeys(a for a, _ in grid):
             scored = aggregate_steps(got.steps, agg)
             for a, r in grid:
@@ -326,7 +338,12 @@ def evaluate(
         "label_problems": label_problems(runs),
     }
     timing = {**stats, "total_s": round(time.perf_counter() - t0, 3)}
-    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing)
+    calibration = None
+    if calibrate is not None:
+        from attribution.evaluation.calibration import calibrate as choose_threshold
+
+        calibration = choose_threshold(runs, summed, calibrate, checkpoints=scorer.checkpoints(), dataset=name).to_dict()
+    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing, calibration=calibration)
 
 
 def _pred_dict(p: Prediction) -> dict[str, Any]:
