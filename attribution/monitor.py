@@ -164,7 +164,7 @@ class Monitor:
 
         settings = {
             **self.scorer.settings(),
-            "monitor": {"by": self.by, "threshold": self.threshold, "alert_step": self.alerted_at, "running_run_score": self.history},
+            "monitor": {"by": self.by, "threshold": self.threshold, "alert_step": self.alerted_at, "running_run_score": [v if v == v else None for v in self.history]},  # None before the first scored step
         }
         return build_diagnosis(self.run, self.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,
                                checkpoints=self.scorer.checkpoints())
@@ -259,9 +259,8 @@ def follow_steps(follower: JsonlFollower, *, format: str = "chat") -> Iterator[S
     The messages so far are parsed again at each line (cheap next to scoring) so that rules
     across messages (a tool message answering an earlier call) apply as in a finished log.
     """
-    from attribution.parse import FORMATS
+    from attribution.parse import parse_run
 
-    parser = FORMATS[format]
     messages: list[Any] = []
     done = 0
     for obj in follower:
@@ -269,7 +268,7 @@ def follow_steps(follower: JsonlFollower, *, format: str = "chat") -> Iterator[S
             raise InputError(follower.path, "one chat message per line to follow", got=f"a whole run on line {follower.line}")
         messages.append(obj)
         try:
-            run = parser(messages, str(follower.path))
+            run = parse_run(messages, str(follower.path), format=format)
         except InputError as err:
             if err.expected.startswith("at least one action step") and done == 0:
                 continue  # only context so far (the task, a system prompt): wait for the first action

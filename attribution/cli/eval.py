@@ -65,9 +65,14 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @device_option
 @json_option("Write the full result as JSON (schema attribution.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write a Markdown report, with PNG figures beside it.")
+@click.option("--calibrate", "calibrate_fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Also choose the monitor's alert threshold for this false-alarm rate among successful runs.")
+@click.option("--calibration-out", default="calibration.json", show_default=True, type=click.Path(dir_okay=False),
+              help="Where --calibrate writes the calibration file (for attribution monitor --calibration).")
 @quiet_option("No progress bar and no table.")
 def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
-                 no_cache, group_size, window, min_context, no_chat_template, dtype, device, json_out, md_out, quiet):
+                 no_cache, group_size, window, min_context, no_chat_template, dtype, device, json_out, md_out, calibrate_fpr,
+                 calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
@@ -80,6 +85,7 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         aggregate=aggregate, ranker=ranker, folds=folds, seed=seed, n_boot=n_boot, cache_dir=cache_dir,
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, progress=not quiet,
+        calibrate=calibrate_fpr,
     )
     if not quiet:
         click.echo(format_table(result))
@@ -90,3 +96,12 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         write_json(result, json_out)
     if md_out:
         write_markdown(result, md_out)
+    if result.calibration is not None:
+        from attribution.evaluation.calibration import Calibration, write_calibration
+
+        cal = Calibration(**result.calibration)
+        write_calibration(cal, calibration_out)
+        recall = f"{cal.recall:.3f} of {cal.n_failure} failures" if cal.recall is not None else "no failures to measure recall on"
+        lead = f", median lead {cal.lead_steps_median:g} steps" if cal.lead_steps_median is not None else ""
+        click.echo(f"calibration: alert below {cal.threshold:.4f} (false alarms {cal.fpr:.3f} of {cal.n_success} successes, "
+                   f"recall {recall}{lead}) -> {calibration_out}")

@@ -182,8 +182,14 @@ def write_evidence(
     from attribution.world import BETA, World, solve
     from attribution.world.labels import read_jsonl
 
+    from attribution.errors import InputError
+
     t0 = time.time()
     checkpoint_dir, out_md = Path(checkpoint_dir), Path(out_md)
+    if not (Path(data_dir) / "mixed.jsonl").is_file():
+        raise InputError(Path(data_dir) / "mixed.jsonl", "a labelled set written by `attribution world generate`")
+    if not (checkpoint_dir / "pairs.json").is_file():
+        raise InputError(checkpoint_dir / "pairs.json", "the pair config written by `attribution world train`")
     scorer = make_scorer(pairs=str(checkpoint_dir / "pairs.json"), chat_template=False)
     solution = solve(World(), BETA)
 
