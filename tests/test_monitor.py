@@ -258,3 +258,96 @@ def test_select_bad_input(pair, tmp_path):
     empty.write_text(json.dumps([{"role": "user", "content": "hi"}]))
     with pytest.raises(InputError, match="at least one action step"):
         select_runs([empty, empty], scorer=scorer)
+
+
+# -- command line -------------------------------------------------------------------------------
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from attribution.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def world_logs(tmp_path_factory):
+    """Four runs of the world (the embedded pair knows its words), and one as a JSONL of messages."""
+    from pathlib import Path
+
+    mixed = Path(__file__).resolve().parents[1] / "datasets" / "world" / "mixed.jsonl"
+    recs = [json.loads(line) for line in mixed.read_text().splitlines()[:4]]
+    d = tmp_path_factory.mktemp("world-logs")
+    paths = []
+    for k, rec in enumerate(recs):
+        paths.append(d / f"cand{k}.json")
+        paths[-1].write_text(json.dumps(rec))
+    (d / "run.jsonl").write_text("".join(json.dumps(m) + "\n" for m in recs[0]["messages"]))
+    return paths, d / "run.jsonl"
+
+
+def test_select_cli_prints_and_writes_the_ranking(world_logs, tmp_path):
+    paths, _ = world_logs
+    res = _cli("select", *paths, "--json", tmp_path / "sel.json", "-q")
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "sel.json").read_text())
+    scores = [r["score"] for r in got["ranking"]]
+    assert scores == sorted(scores, reverse=True) and sorted(r["run"] for r in got["ranking"]) == sorted(map(str, paths))
+    assert got["settings"]["by"] == "sum" and res.output.startswith(f"best: {got['ranking'][0]['run']}")
+    for args in ([], [paths[0]]):
+        res = _cli("select", *args)
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and "at least two candidate runs" in res.output
+
+
+def test_monitor_cli_equals_diagnose_and_alerts(world_logs, tmp_path):
+    _, log = world_logs
+    assert _cli("diagnose", log, "--json", tmp_path / "d.json", "-q").exit_code == 0
+    res = _cli("monitor", log, "--json", tmp_path / "m.json", "--threshold", 10, "--on-alert", f"touch {tmp_path / 'hook'}")
+    assert res.exit_code == 0, res.output
+    d, m = (json.loads((tmp_path / f).read_text()) for f in ("d.json", "m.json"))
+    assert m["schema"] == d["schema"] == "attribution.diagnosis/1"
+    for a, b in zip(d["steps"], m["steps"]):
+        assert a["logps"] == pytest.approx(b["logps"], abs=1e-4) and a["ref_logps"] == pytest.approx(b["ref_logps"], abs=1e-4)
+    assert m["culprit_step"] == d["culprit_step"]
+    first = next(s["index"] for s in m["steps"] if s["score"] is not None)
+    assert m["settings"]["monitor"]["alert_step"] == first and "ALERT: step" in res.output and (tmp_path / "hook").exists()
+    res = _cli("monitor", log, "--threshold", 10, "--fail-on-alert", "-q")
+    assert res.exit_code == 1 and res.output.startswith("ALERT")
+
+
+def test_monitor_cli_refuses_a_calibration_of_another_pair(world_logs, tmp_path):
+    from attribution.evaluation.calibration import Calibration, write_calibration
+
+    _, log = world_logs
+    ckpt = {"world": {"policy": {"name": "p", "id": "policy@0000", "dtype": "float32"},
+                      "reference": {"name": "r", "id": "reference@0000", "dtype": "float32"}, "beta": 0.2}}
+    write_calibration(Calibration(-0.3, 0.1, 0.1, 0.8, 3.0, 0.3, 10, 10, 8, checkpoints=ckpt), tmp_path / "cal.json")
+    res = _cli("monitor", log, "--calibration", tmp_path / "cal.json")
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "other checkpoints" in res.output
+    res = _cli("monitor", log, "--calibration", tmp_path / "cal.json", "--threshold", 1)
+    assert res.exit_code == 2 and "either --threshold or --calibration" in res.output
+
+
+def test_monitor_cli_follow_waits_for_a_half_written_record(world_logs, tmp_path):
+    _, log = world_logs
+    lines = log.read_text().splitlines(keepends=True)
+    live = tmp_path / "live.jsonl"
+    live.write_text(lines[0])
+
+    def writer():
+        for line in lines[1:]:
+            with open(live, "a") as fh:
+                fh.write(line[:5])
+                fh.flush()
+                time.sleep(0.05)
+                fh.write(line[5:])
+        with open(live, "a") as fh:
+            fh.write('{"role": "assistant", "na')  # the writer stops mid-record
+
+    t = threading.Thread(target=writer)
+    t.start()
+    res = _cli("monitor", live, "--follow", "--idle-timeout", 1.0, "--poll", 0.01, "--json", tmp_path / "m.json")
+    t.join()
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert len(got["run_steps"]) == len(lines)
+    assert "stopped waiting for the rest of line" in res.output
