@@ -162,8 +162,11 @@ class Monitor:
         ``settings["monitor"]`` records the threshold, the alert step and the running score."""
         from attribution.diagnoser import build_diagnosis
 
+        dtypes = {p.policy.dtype for p in self.scorer.pairs.pairs.values()}
         settings = {
             **self.scorer.settings(),
+            "dtype": dtypes.pop() if len(dtypes) == 1 else sorted(dtypes),
+            "rendered_tokens": {inc.pair.name: len(inc.ids) for inc in self._inc.values()},
             "monitor": {"by": self.by, "threshold": self.threshold, "alert_step": self.alerted_at, "running_run_score": [v if v == v else None for v in self.history]},  # None before the first scored step
         }
         return build_diagnosis(self.run, self.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,

@@ -114,7 +114,8 @@ def selection_table(groups: list[list[dict]], scores: list[list[dict[str, float]
         for name, v in rows.items():
             out[name] = {"mean": float(v.mean()), "ci": bootstrap_mean_ci(v, n_boot=N_BOOT, seed=BOOT_SEED)}
         diffs = {}
-        for other in ("first run", "random pick (expectation)", "policy log-prob, sum", "reference log-prob, sum"):
+        for other in ("first run", "random pick (expectation)", "policy log-prob, sum", "reference log-prob, sum",
+                      "progress advantage, mean over steps", "exact A* sum (tabular)"):
             d = rows[PA] - rows[other]
             diffs[other] = {"mean": float(d.mean()), "ci": _percentile_ci(d[idx].mean(axis=1))}
         table[n] = {"rows": out, "diffs": diffs}
@@ -266,6 +267,34 @@ def _as_steps(run: Any, running: dict[str, list[float]]) -> list:
     return out
 
 
+def _summary(s: dict) -> list[str]:
+    """Sentences computed from the tables (nothing here is typed in by hand)."""
+    lines = []
+    for n in NS:
+        rows, diffs = s["selection"][n]["rows"], s["selection"][n]["diffs"]
+        beats = [o for o, d in diffs.items() if d["ci"][0] > 0]
+        loses = [o for o, d in diffs.items() if d["ci"][1] < 0]
+        ties = [o for o in diffs if o not in beats and o not in loses]
+        lines.append(
+            f"- Best of {n}: progress advantage picks a successful run in {rows[PA]['mean']:.1%} of task instances "
+            f"(first run {rows['first run']['mean']:.1%}, oracle {rows['oracle best-of-N']['mean']:.1%}); at the 95% level "
+            f"it beats: {'; '.join(beats) or 'none'}" + (f"; ties: {'; '.join(ties)}" if ties else "")
+            + (f"; loses to: {'; '.join(loses)}" if loses else "") + "."
+        )
+    pre = s["prefix"]
+    parts = []
+    for f in FRACTIONS:
+        best_other = max((j for j in PREFIX_JUDGES if j not in (PA, "exact A* sum (tabular)")), key=lambda j: pre[f][j][0])
+        parts.append(f"{int(100 * f)}%: {pre[f][PA][0]:.3f} (best single-model judge, {best_other}: {pre[f][best_other][0]:.3f})")
+    lines.append("- Success prediction from a prefix, AUROC of progress advantage: " + "; ".join(parts) + ".")
+    a = s["alerts"][0.1]
+    lines.append(
+        f"- Alert calibrated for 10% false alarms on the mixed set: on new runs {a['fpr_test']:.1%} false alarms, "
+        f"recall {a['recall_test']:.1%}, firing a median {a['lead_median']:.0f} steps before the log ends."
+    )
+    return lines
+
+
 def _fmt(m: float, ci: tuple) -> str:
     return f"{m:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -331,6 +360,10 @@ def _markdown(s: dict, command: str, png_sel: str, png_pre: str) -> str:
         f"step-by-step monitoring of the mixed set {s['seconds']['monitor']:.0f} s).",
         "The attribution results are in [world_results.md](world_results.md).",
         "",
+        "## Summary",
+        "",
+        *_summary(s),
+        "",
         "## Best-of-N selection",
         "",
         f"{s['groups']} task instances x 8 candidate runs of the world's reference agents ({s['candidates']} runs,",
@@ -360,7 +393,9 @@ def _markdown(s: dict, command: str, png_sel: str, png_pre: str) -> str:
         "The oracle best-of-N is the ceiling (some candidate succeeded); the random pick is its exact",
         "expectation. The sum over steps is the default run score because summed advantages telescope to",
         "R - V*(s0) whatever the run's length (see `attribution/select.py`); the mean and min variants are shown",
-        "for comparison.",
+        "for comparison. Even the exact A* sum stays below the oracle: it measures how good the decisions were",
+        "(sum_t Q*(s_t, a_t) - V*(s_t) reads no realised reward), so a run of good decisions that the flaky tool",
+        "or a silently wrong value made fail still scores high, and one that succeeded by luck scores low.",
         "",
         f"## Predicting success from a prefix ({s['n_mixed']} runs of the mixed set, {s['n_mixed_success']} successes)",
         "",
@@ -383,7 +418,7 @@ def _markdown(s: dict, command: str, png_sel: str, png_pre: str) -> str:
         "## The alert, calibrated on the mixed set, on the candidate runs",
         "",
         "`attribution eval --calibrate FPR` chooses the threshold of the running run score (sum) for a target",
-        "false-alarm rate among successful runs. Calibrated on the mixed set, then applied to the "
+        "false-alarm rate among successful runs. Calibrated on the mixed set, then applied to the",
         f"{s['candidates']} candidate runs above (unseen): false alarms among their successes, recall among their",
         "failures (bootstrap 95% intervals over runs), and the lead: steps of the log after the alert step.",
         "",
