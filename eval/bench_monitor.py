@@ -20,6 +20,7 @@ other swing times by 3x. ``--quick`` shrinks everything for a smoke run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def bench_model(spec: ModelSpec, work: Path, *, window: int, n_steps: int, n_tok
         "monitor_fed_total": int(sum(fed)),
         "rescore_total_s": float(rescore_all.sum()),
         "max_step_ms": 1000 * max(per_step),
+        "reps": reps,
     }
 
 
@@ -104,12 +106,15 @@ def markdown(results: list[dict], args: argparse.Namespace, wall: float) -> str:
         f"One synthetic run of {args.steps} steps, window {args.window} tokens (min_context {args.window // 4}), random",
         "Llama-style pairs (`bench_scoring.py`'s). Per step: the median wall time of `Monitor.feed` over the action",
         f"steps of the last {args.every} steps (tokens fed per model in brackets) against one `Scorer.score` of the",
-        "whole prefix (median of 3). Both produce the same scores (tests/test_monitor.py checks every step to 1e-4).",
+        "whole prefix (median of `reps`). Both produce the same scores (tests/test_monitor.py checks every step to 1e-4).",
+        f"Load average of the machine when it ended: {os.getloadavg()[0]:.1f} (other jobs share the 2 cores; both columns",
+        "suffer alike, the ratio less than the times).",
         "",
     ]
     for r in results:
         lines += [
-            f"## {r['model']} model ({r['params']:,} parameters per side), {r['tokens']:,} tokens, {r['windows']} windows",
+            f"## {r['model']} model ({r['params']:,} parameters per side), {r['tokens']:,} tokens, {r['windows']} windows, "
+            f"re-score median of {r['reps']}",
             "",
             "| step | prefix tokens | monitor, new step (ms) [tokens fed] | re-score whole prefix (ms) | ratio |",
             "|---|---|---|---|---|",
@@ -138,17 +143,18 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.quick:
-        models = (ModelSpec("tiny", 32, 2, 64, 2),)
-        args.window, args.steps, args.tokens, args.every, args.reps = 256, 30, 900, 10, 1
+        models = ((ModelSpec("tiny", 32, 2, 64, 2), 1),)
+        args.window, args.steps, args.tokens, args.every = 256, 30, 900, 10
     else:
-        models = (ModelSpec("~1M", 128, 5, 320, 4), ModelSpec("~20M", 384, 8, 1024, 6, vocab=8192))
-        args.window, args.steps, args.tokens, args.every, args.reps = 4096, 200, 10000, 25, 3
+        # (model, repetitions of each re-score: the median is kept)
+        models = ((ModelSpec("~1M", 128, 5, 320, 4), 3), (ModelSpec("~20M", 384, 8, 1024, 6, vocab=8192), 1))
+        args.window, args.steps, args.tokens, args.every = 4096, 200, 10000, 40
     t0 = time.time()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in models:
+        for spec, reps in models:
             results.append(bench_model(spec, Path(tmp), window=args.window, n_steps=args.steps, n_tokens=args.tokens,
-                                       every=args.every, reps=args.reps))
+                                       every=args.every, reps=reps))
             print(f"{spec.name}: monitor {results[-1]['monitor_total_s']:.1f} s, re-score {results[-1]['rescore_total_s']:.1f} s", flush=True)
     Path(args.out).write_text(markdown(results, args, time.time() - t0))
     print(f"wrote {args.out}")
