@@ -112,3 +112,31 @@ def test_evaluate_calibrates_from_the_same_scores(tiny_pair, tmp_path):
     assert json.loads(res.to_json())["calibration"]["schema"] == "attribution.calibration/1"
     with pytest.raises(ConfigError, match="'calibrate' parameter"):
         evaluate(runs, policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), calibrate=0.0, use_cache=False)
+
+
+def test_eval_cli_writes_the_calibration_file(tiny_pair, tmp_path):
+    from click.testing import CliRunner
+
+    from attribution.cli import main
+
+    words = "search the page for the ticket price then report back".split()
+    rng = np.random.default_rng(1)
+    with open(tmp_path / "set.jsonl", "w") as fh:
+        for k in range(10):
+            msgs = [{"role": "user", "content": f"task {k}"}]
+            msgs += [{"role": "assistant", "name": "solver", "content": " ".join(rng.choice(words, 4))} for _ in range(3)]
+            rec = {"id": f"r{k}", "messages": msgs, "success": k < 5}
+            if k >= 5:
+                rec.update(mistake_step=1, mistake_agent="solver")
+            fh.write(json.dumps(rec) + "\n")
+    args = ["eval", "--dataset", tmp_path / "set.jsonl", "--policy", tiny_pair[0], "--reference", tiny_pair[1], "--no-cache",
+            "--aggregate", "sum", "--ranker", "most-negative", "--bootstrap", "10", "-q"]
+    res = CliRunner().invoke(main, [str(a) for a in args] + ["--calibrate", "0.2", "--calibration-out", str(tmp_path / "cal.json")])
+    assert res.exit_code == 0, res.output
+    cal = load_calibration(tmp_path / "cal.json")
+    assert cal.n_success == 5 and cal.n_failure == 5 and cal.fpr <= 0.2 and "calibration: alert below" in res.output
+    failures = tmp_path / "failures.jsonl"
+    failures.write_text("".join(line + "\n" for line in (tmp_path / "set.jsonl").read_text().splitlines()[5:]))
+    args[2] = failures
+    res = CliRunner().invoke(main, [str(a) for a in args] + ["--calibrate", "0.2"])
+    assert res.exit_code == 2 and "needs labelled successful runs" in res.output and res.output.count("\n") == 1

@@ -242,6 +242,8 @@ def evaluate(
         raise ConfigError("nothing to evaluate: the dataset holds no runs")
     for run in runs:  # an agent no pair takes is reported before any model loads
         scorer.assign(run)
+    if calibrate is not None and not any(run.success for run in runs):
+        raise ConfigError(f"--calibrate needs labelled successful runs (success: true); {name} has none")
     key = scoring_key(scorer)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ScoreCache(root if use_cache else None, key)
