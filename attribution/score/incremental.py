@@ -146,6 +146,7 @@ class IncrementalPairScorer:
         self._caches: list[Any] = []
         self._cache_start: int | None = None  # the window start the caches belong to
         self._cache_len = 0  # tokens [start, start + len) are in the caches
+        self._spans: dict[int, tuple[int, int]] = {}  # step -> scored positions [lo, hi) at the last update
 
     def update(self, run: Run, steps: list[int]) -> Rendered:
         """Render ``run``, then compute the log-probs of every content token of ``steps``.
@@ -155,16 +156,23 @@ class IncrementalPairScorer:
         """
         rendered = render_run(run, self.pair.tokenizer, chat_template=self.chat_template)
         new = rendered.input_ids
-        keep = 0  # longest common prefix of token ids with what is known
-        limit = min(len(self.ids), len(new))
-        while keep < limit and self.ids[keep] == new[keep]:
-            keep += 1
-        wanted = sorted({p for i in steps for p in range(max(rendered.spans[i][0], 1), rendered.spans[i][1])})
+        # longest common prefix of token ids with what is known (usually all of it: compare at C speed first)
+        keep = len(self.ids) if new[: len(self.ids)] == self.ids else 0
+        if keep == 0:
+            limit = min(len(self.ids), len(new))
+            while keep < limit and self.ids[keep] == new[keep]:
+                keep += 1
+        spans = {i: (max(rendered.spans[i][0], 1), rendered.spans[i][1]) for i in steps}
+        # a step computed before, with the same span, wholly before `keep`, needs nothing
+        todo_steps = [i for i in steps if not (spans[i][1] <= keep and self._spans.get(i) == spans[i])]
+        wanted = sorted({p for i in todo_steps for p in range(*spans[i])})
         missing = [p for p in wanted if p < keep and p not in self.values]
         if missing:  # a span moved without its tokens changing: recompute from its first token
             keep = missing[0]
-        self.values = {p: v for p, v in self.values.items() if p < keep}
+        if keep < len(self.ids):
+            self.values = {p: v for p, v in self.values.items() if p < keep}
         self.ids = list(new)
+        self._spans = spans
         todo = [p for p in wanted if p >= keep]
         if todo:
             self._score(todo, keep)
