@@ -70,6 +70,7 @@ class Monitor:
     threshold : float, optional, alert when the running run score drops below it
     by : {"sum", "mean", "min"}, the run-level aggregation of the running score
     run_id, source : name the run in errors and in the diagnosis
+    format : the reader that parsed the steps (recorded in the diagnosis)
 
     Attributes
     ----------
@@ -78,13 +79,14 @@ class Monitor:
     alerted_at : int or None, the step where the alert fired
     """
 
-    def __init__(self, scorer: Any, *, threshold: float | None = None, by: str = "sum", run_id: str = "monitored", source: str = ""):
+    def __init__(self, scorer: Any, *, threshold: float | None = None, by: str = "sum", run_id: str = "monitored", source: str = "",
+                 format: str = ""):
         if by not in RUN_SCORES:
             raise ConfigError(f"The 'by' parameter must be one of {sorted(RUN_SCORES)}. Got {by!r} instead.")
         self.scorer = scorer
         self.threshold = threshold
         self.by = by
-        self.run = Run([], run_id, source=source)
+        self.run = Run([], run_id, source=source, format=format)
         self.steps: list[StepScore] = []
         self.alerted_at: int | None = None
         self.history: list[float] = []  # running run score after each step
@@ -158,7 +160,7 @@ class Monitor:
         return out
 
     def diagnosis(self, *, aggregate: str = "sum", ranker: str = "most-negative", top_k: int = 5) -> Diagnosis:
-        """The run so far as a :class:`~attribution.types.Diagnosis` (schema ``attribution.diagnosis/1``);
+        """The run so far as a :class:`~attribution.types.Diagnosis` (schema :data:`~attribution.types.SCHEMA_VERSION`);
         ``settings["monitor"]`` records the threshold, the alert step and the running score."""
         from attribution.diagnoser import build_diagnosis
 

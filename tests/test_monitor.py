@@ -16,7 +16,7 @@ from attribution.score.incremental import window_of
 from attribution.score.render import Rendered, render_run
 from attribution.select import run_score, select_runs
 from attribution.tiny import build_tiny_pair
-from attribution.types import Run, Step
+from attribution.types import SCHEMA_VERSION, Run, Step
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_monitor_alert_fires_once_below_threshold(pair):
     first = next(i for i, t in enumerate(totals) if t == t and t < threshold)
     assert alerts.count(True) == 1 and alerts.index(True) == first == mon.alerted_at
     d = mon.diagnosis()
-    assert d.schema == "attribution.diagnosis/1" and d.settings["monitor"]["alert_step"] == first
+    assert d.schema == SCHEMA_VERSION and d.settings["monitor"]["alert_step"] == first
     json.loads(d.to_json())
 
 
@@ -304,7 +304,7 @@ def test_monitor_cli_equals_diagnose_and_alerts(world_logs, tmp_path):
     res = _cli("monitor", log, "--json", tmp_path / "m.json", "--threshold", 10, "--on-alert", f"touch {tmp_path / 'hook'}")
     assert res.exit_code == 0, res.output
     d, m = (json.loads((tmp_path / f).read_text()) for f in ("d.json", "m.json"))
-    assert m["schema"] == d["schema"] == "attribution.diagnosis/1"
+    assert m["schema"] == d["schema"] == SCHEMA_VERSION
     for a, b in zip(d["steps"], m["steps"]):
         assert a["logps"] == pytest.approx(b["logps"], abs=1e-4) and a["ref_logps"] == pytest.approx(b["ref_logps"], abs=1e-4)
     assert m["culprit_step"] == d["culprit_step"]

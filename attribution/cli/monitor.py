@@ -39,7 +39,7 @@ ALERT_STATUS = 1
 @window_options
 @dtype_option("Weights' dtype; log-softmax is always fp32.")
 @device_option
-@json_option("Write the scored run as JSON when monitoring ends (schema attribution.diagnosis/1; settings.monitor holds the alert).")
+@json_option("Write the scored run as JSON when monitoring ends (the diagnosis schema, as diagnose --json; settings.monitor holds the alert).")
 @quiet_option("Print only alerts.")
 def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, policy, reference, pairs, beta,
             fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
@@ -67,7 +67,8 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
 
         run = load_run(log, format=fmt)
         follower, steps = None, iter(run.steps)
-    mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log))
+    mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
+                  format="chat" if follow else run.format)
     if not quiet:
         click.echo(f"{'step':>4}  {'agent':<20} {'score':>9} {'run score':>10}  agents" + (f"  (alert below {threshold:.4f})" if threshold is not None else ""))
     stopped_at_alert = False
