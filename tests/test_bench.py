@@ -64,3 +64,16 @@ def test_quick_benchmark_writes_its_report(bench, tmp_path):
     assert [r["length"] for r in res["lengths"]] == list(bench.Plan.quick().lengths)
     for r in res["lengths"]:
         assert r["rss_peak_mib"] >= r["rss_base_mib"] > 0
+
+
+@pytest.mark.slow
+def test_monitor_benchmark_runs_and_feeds_only_new_tokens(tmp_path):
+    """Smoke run of eval/bench_monitor.py's measurement on a tiny model (nothing is timed)."""
+    spec = importlib.util.spec_from_file_location("bench_monitor", BENCH.with_name("bench_monitor.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_monitor"] = module
+    spec.loader.exec_module(module)
+    r = module.bench_model(module.ModelSpec("tiny", 32, 2, 64, 2), tmp_path, window=128, n_steps=16, n_tokens=480, every=8, reps=1)
+    assert [row["step"] for row in r["rows"]] == [8, 16]
+    # every token once, plus per step its predecessor fed again, plus each later window's overlap
+    assert 0 < r["monitor_fed_total"] <= r["tokens"] + r["steps"] + (r["windows"] - 1) * 32

@@ -73,10 +73,14 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @shard_option
 @json_option("Write the full result as JSON (schema attribution.eval/1).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False), help="Write a Markdown report, with PNG figures beside it.")
+@click.option("--calibrate", "calibrate_fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Also choose the monitor's alert threshold for this false-alarm rate among successful runs.")
+@click.option("--calibration-out", default="calibration.json", show_default=True, type=click.Path(dir_okay=False),
+              help="Where --calibrate writes the calibration file (for attribution monitor --calibration).")
 @quiet_option("No progress bar and no table.")
 def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
-                 engine, address, workers, gpus_per_worker, shard, json_out, md_out, quiet):
+                 engine, address, workers, gpus_per_worker, shard, json_out, md_out, calibrate_fpr, calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
@@ -84,7 +88,10 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
     from attribution.io import check_outputs, check_writable
 
     inputs = [pairs, labels] + ([dataset] if dataset != "who-and-when" else [])
-    check_outputs({"--json": json_out, "--markdown": md_out}, inputs=inputs)
+    outputs = {"--json": json_out, "--markdown": md_out}
+    if calibrate_fpr is not None:
+        outputs["--calibration-out"] = calibration_out
+    check_outputs(outputs, inputs=inputs)
     if cache_dir and not no_cache:
         check_writable(cache_dir, option="--cache-dir", folder=True)
 
@@ -95,13 +102,13 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         aggregate=aggregate, ranker=ranker, folds=folds, seed=seed, n_boot=n_boot, cache_dir=cache_dir,
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, device_map=device_map,
-        max_batch_tokens=max_batch_tokens, shard=shard, progress=not quiet,
+        max_batch_tokens=max_batch_tokens, shard=shard, progress=not quiet, calibrate=calibrate_fpr,
         **engine_settings(engine, address, workers, gpus_per_worker),
     )
     t = result.timing
     if shard is not None:  # a shard reports what it scored; the plain eval afterwards reports the metrics
         echo(f"shard {result.settings['shard']}: {t['runs']} runs, {t['scored']} scored, {t['from_cache']} already cached, "
-                   f"in {result.settings['cache']['dir']}; {t['total_s']:.1f} s")
+             f"in {result.settings['cache']['dir']}; {t['total_s']:.1f} s")
         if json_out:
             write_json(result, json_out)
         return
@@ -114,3 +121,12 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         write_json(result, json_out)
     if md_out:
         write_markdown(result, md_out)
+    if result.calibration is not None:
+        from attribution.evaluation.calibration import Calibration, write_calibration
+
+        cal = Calibration(**result.calibration)
+        write_calibration(cal, calibration_out)
+        recall = f"{cal.recall:.3f} of {cal.n_failure} failures" if cal.recall is not None else "no failures to measure recall on"
+        lead = f", median lead {cal.lead_steps_median:g} steps" if cal.lead_steps_median is not None else ""
+        echo(f"calibration: alert below {cal.threshold:.4f} (false alarms {cal.fpr:.3f} of {cal.n_success} successes, "
+                   f"recall {recall}{lead}) -> {calibration_out}")

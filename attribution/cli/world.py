@@ -71,3 +71,21 @@ def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, examp
         (step, _), (agent, _) = row["step"], row["agent"]
         echo(f"{name:40s} step {step:.3f}  agent {agent:.3f}")
     echo(f"wrote {out_md}, {out_png}" + (f", {example_out} ({summary['example']})" if summary["example"] else ""))
+
+
+@world.command("evidence")
+@click.option("--checkpoint", "checkpoint_dir", default=str(CHECKPOINT), show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_md", default="eval/world_select_monitor.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Markdown report; world_selection.png and world_prefix_auroc.png are written beside it.")
+@click.option("--groups", default=300, show_default=True, type=click.IntRange(min=2), help="Task instances of 8 candidate runs each.")
+def evidence(checkpoint_dir: str, data_dir: str, out_md: str, groups: int) -> None:
+    """Best-of-N selection and prefix success prediction (monitoring) with the pair; write tables and plots."""
+    from attribution.world.evidence import write_evidence
+
+    summary = write_evidence(checkpoint_dir, data_dir, out_md, groups=groups)
+    for n, t in summary["selection"].items():
+        row = t["rows"]
+        echo(f"N={n}: progress advantage {row['progress advantage, sum (trained pair)']['mean']:.3f}, "
+             f"first {row['first run']['mean']:.3f}, oracle {row['oracle best-of-N']['mean']:.3f}")
+    echo(f"wrote {out_md} ({summary['seconds']['total']:.0f} s)")

@@ -69,6 +69,8 @@ class EvalResult:
         ``attribution - baseline`` over runs (the structural floors: longest action step, null pair)
     timing : dict, wall seconds, how many runs were scored or read from the cache, and how many
         cache entries were found invalid and scored again (``bad_cache_entries``)
+    calibration : dict or None, the monitor's alert threshold chosen by ``evaluate(calibrate=FPR)``
+        (:class:`~attribution.evaluation.calibration.Calibration`)
     """
 
     settings: dict[str, Any]
@@ -81,6 +83,7 @@ class EvalResult:
     schema: str = SCHEMA
     #: subset -> baseline -> metric -> paired bootstrap difference (attribution minus baseline)
     differences: dict[str, dict[str, dict[str, Metric]]] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
     @property
     def attribution_method(self) -> str:
@@ -101,6 +104,7 @@ class EvalResult:
             },
             "runs": self.runs,
             "timing": self.timing,
+            **({"calibration": self.calibration} if self.calibration is not None else {}),
         }
 
     def to_json(self, **kw: Any) -> str:
@@ -202,6 +206,7 @@ def evaluate(
     engine: Any = "local",
     engine_options: dict[str, Any] | None = None,
     shard: str | tuple[int, int] | None = None,
+    calibrate: float | None = None,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -236,6 +241,8 @@ def evaluate(
     shard : "I/N" or (I, N): score only the I-th of N shards of the runs into the cache and
         return no metrics (``subsets`` is empty); a later evaluation without ``shard`` on the
         same cache reads every run and scores none. Needs the on-disk cache.
+    calibrate : float in (0, 1), optional: also choose the monitor's alert threshold for this
+        false-alarm rate among the successful runs (:func:`~attribution.evaluation.calibration.calibrate`)
 
     Returns
     -------
@@ -249,6 +256,8 @@ def evaluate(
         rank([], ranker)
         ranker = ranker.replace("_", "-")
     aggregate_steps([], baseline_aggregate)
+    if calibrate is not None and not (isinstance(calibrate, (int, float)) and 0.0 < calibrate < 1.0):
+        raise ConfigError(f"The 'calibrate' parameter must be a false-alarm rate in (0, 1). Got {calibrate!r} instead.")
     if n_boot < 0:
         raise ConfigError(f"The 'n_boot' parameter must be at least 0. Got {n_boot} instead.")
     from attribution.engine import make_engine, parse_shard
@@ -283,6 +292,8 @@ def evaluate(
         raise ConfigError("nothing to evaluate: the dataset holds no runs")
     for run in runs:  # an agent no pair takes is reported before any model loads
         scorer.assign(run)
+    if calibrate is not None and not any(run.success for run in runs):
+        raise ConfigError(f"--calibrate needs labelled successful runs (success: true); {name} has none")
     key = scoring_key(scorer)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ScoreCache(root if use_cache else None, key)
@@ -306,8 +317,11 @@ def evaluate(
     table: dict[Setting, list[Prediction]] = {s: [] for s in grid}
     null_table: dict[Setting, list[Prediction]] = {s: [] for s in grid}
     base: dict[str, list[Prediction]] = {bl.FIRST: [], bl.LAST: [], bl.LONGEST: [], **{b: [] for b in bl.SCORE_BASELINES}}
+    summed = []  # per run, step scores summed over tokens (what the monitor computes), for calibration
     for run in runs:
         got = _load_scores(scorer, cache, run)
+        if calibrate is not None:
+            summed.append(aggregate_steps(got.steps, "sum"))
         _predict_grid(run, got.steps, grid, table)
         if null is not None:
             _predict_grid(run, _load_scores(null, ncache, run).steps, grid, null_table)
@@ -405,7 +419,13 @@ def evaluate(
     # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
     bad = len(cache.bad) + (len(ncache.bad) if ncache is not None else 0)
     timing = {**stats, "bad_cache_entries": bad, "total_s": round(time.perf_counter() - t0, 3)}
-    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing, differences=differences)
+    calibration = None
+    if calibrate is not None:
+        from attribution.evaluation.calibration import calibrate as choose_threshold
+
+        calibration = choose_threshold(runs, summed, calibrate, checkpoints=scorer.checkpoints(), dataset=name).to_dict()
+    return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing,
+                      differences=differences, calibration=calibration)
 
 
 _BASE_NOTES = {
