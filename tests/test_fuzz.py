@@ -221,14 +221,15 @@ OPTION_CASES: list[Case] = [
     Case("opt-format-escape", ("diagnose", "--format", "x\x1b[2J", "{tmp}/log.json"), "Unknown format", LOG, names="\\x1b[2J"),
     Case("opt-unknown-option", ("diagnose", "--bogus", "{tmp}/log.json"), "No such option", LOG, names="--bogus"),
     Case("opt-option-typo", ("diagnose", "--top-ks", "3", "{tmp}/log.json"), "Did you mean '--top-k'", LOG, names="--top-ks"),
-    Case("opt-missing-argument", ("diagnose",), "Missing argument 'LOG'", names="diagnose --help"),
-    Case("opt-extra-argument", ("diagnose", "{tmp}/log.json", "{tmp}/log.json"), "unexpected extra argument", LOG, names="diagnose --help"),
+    Case("opt-missing-argument", ("diagnose",), "Missing argument 'LOG...'", names="diagnose --help"),
+    Case("opt-extra-argument", ("report", "{tmp}/log.json", "{tmp}/log.json", "--html", "{tmp}/r.html"), "unexpected extra argument",
+         LOG, names="report --help"),
     Case("opt-missing-value", ("diagnose", "{tmp}/log.json", "--top-k"), "requires an argument", LOG, names="--top-k"),
     Case("opt-no-such-command", ("diagnos", "{tmp}/log.json"), "Did you mean 'diagnose'", LOG, names="diagnos"),
     Case("opt-no-such-world-command", ("world", "generat"), "No such command", names="generat"),
     Case("opt-top-level-option", ("--bogus",), "No such option", names="--bogus"),
     Case("opt-log-missing", ("diagnose", "{tmp}/nope.json"), "nope.json", names="nope.json"),
-    Case("opt-log-is-folder", ("diagnose", "{tmp}"), "is a directory", names="{tmp}"),
+    Case("opt-log-is-folder", ("diagnose", "{tmp}"), "expected a folder holding log files", names="{tmp}"),
     Case("opt-log-escape-name", ("diagnose", "{tmp}/a\x1b]0;pwned\x07.json"), "a\\x1b]0;pwned\\x07.json", names="\\x1b"),
     Case("opt-report-no-html", ("report", "{tmp}/d.json"), "Missing option '--html'", {"d.json": "{}"}, names="--html"),
     Case("opt-report-collapse-zero", ("report", "{tmp}/d.json", "--html", "{tmp}/r.html", "--collapse-tokens", "0"),
@@ -278,9 +279,9 @@ PAIR_CASES: list[Case] = [
         ("pair-no-reference", _j({"pairs": {"p": {"policy": "x"}}}), "'policy' and 'reference'"),
         ("policy-number", _j({"pairs": {"p": {"policy": 3, "reference": "x"}}}), "policy must be"),
         ("policy-empty", _j({"pairs": {"p": {"policy": "", "reference": "x"}}}), "policy must be"),
-        ("beta-string", _pairs(beta="high"), "beta must be a number"),
-        ("beta-bool", _pairs(beta=True), "beta must be a number"),
-        ("beta-list", _pairs(beta=[0.1]), "beta must be a number"),
+        ("beta-string", _pairs(beta="high"), "The 'beta' parameter of pair 'p' must be a finite positive number"),
+        ("beta-bool", _pairs(beta=True), "The 'beta' parameter of pair 'p' must be a finite positive number"),
+        ("beta-list", _pairs(beta=[0.1]), "The 'beta' parameter of pair 'p' must be a finite positive number"),
         ("dtype-number", _pairs(dtype=16), "dtype must be a string"),
         ("name-escape", _j({"pairs": {"p\x1b[2J": {"policy": "{policy}", "reference": "{reference}"}}, "default": "p\x1b[2J"}),
          "printable"),
@@ -615,7 +616,7 @@ def test_usage_errors_are_one_line_and_help_is_unchanged():
     assert (res.exit_code, res.output) == (
         2, "error: Invalid value for '--top-k': 0 is not in the range x>=1. Try 'attribution diagnose --help'.\n")
     res = CliRunner().invoke(main, ["diagnose", "--help"], prog_name="attribution")
-    assert res.exit_code == 0 and res.output.startswith("Usage: attribution diagnose [OPTIONS] LOG\n")
+    assert res.exit_code == 0 and res.output.startswith("Usage: attribution diagnose [OPTIONS] LOG...\n")
     res = CliRunner().invoke(main, [], prog_name="attribution")  # a bare group still prints its help
     assert res.output.startswith("Usage: attribution [OPTIONS] COMMAND")
 

@@ -52,7 +52,7 @@ def print_summary(diags) -> None:
     """One line per diagnosed run (many logs): the culprit, its score and the label when there is one."""
     hits = 0
     labelled = 0
-    click.echo(f"{'run':<40} {'culprit':>7}  {'agent':<22} {'score':>9}  label")
+    echo(f"{'run':<40} {'culprit':>7}  {'agent':<22} {'score':>9}  label")
     for d in diags:
         score = next(s.score for s in d.steps if s.index == d.culprit_step)
         label = ""
@@ -62,8 +62,8 @@ def print_summary(diags) -> None:
             label = f"step {d.labels['mistake_step']} by {d.labels.get('mistake_agent')}"
         name = f"{d.source}" + (f" [{d.run_id}]" if d.run_id and d.run_id not in str(d.source) else "")
         name = name if len(name) <= 40 else "…" + name[-39:]  # a long path keeps its file name
-        click.echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
-    click.echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
+        echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
+    echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
 
 
 @click.command()
@@ -108,7 +108,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     targets = [parse_emit(e) for e in emits]
     outputs = {"--json": json_out, "--graph": graph_out, "--html": html_out}
     outputs.update({f"--emit {kind}:{path}": path for kind, path in targets})
-    check_outputs(outputs, inputs=[log, pairs])  # before any work, so that a typo costs no scoring
+    check_outputs(outputs, inputs=[*log, pairs])  # before any work, so that a typo costs no scoring
     more_actors, more_observers = config_roles(pairs)
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
     logs = log  # LOG... : one or more files or folders

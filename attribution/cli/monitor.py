@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from attribution.cli.terminal import echo
+
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -70,7 +72,7 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
                   format="chat" if follow else run.format)
     if not quiet:
-        click.echo(f"{'step':>4}  {'agent':<20} {'score':>9} {'run score':>10}  agents" + (f"  (alert below {threshold:.4f})" if threshold is not None else ""))
+        echo(f"{'step':>4}  {'agent':<20} {'score':>9} {'run score':>10}  agents" + (f"  (alert below {threshold:.4f})" if threshold is not None else ""))
     stopped_at_alert = False
     try:
         for step in steps:
@@ -78,10 +80,10 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
             if not quiet and step.is_action:
                 totals = ", ".join(f"{a} {v:.3f}" for a, v in up.agent_totals.items())
                 score = f"{up.score:>9.4f}" if up.score is not None else f"{'-':>9}"
-                click.echo(f"{step.index:>4}  {step.agent[:20]:<20} {score} {up.run_score:>10.4f}  {totals}")
+                echo(f"{step.index:>4}  {step.agent[:20]:<20} {score} {up.run_score:>10.4f}  {totals}")
             if up.alert:
-                click.secho(f"ALERT: step {step.index} ({step.agent}): running run score {up.run_score:.4f} < threshold {threshold:.4f}",
-                            fg="red", bold=True)
+                echo(f"ALERT: step {step.index} ({step.agent}): running run score {up.run_score:.4f} < threshold {threshold:.4f}",
+                     fg="red", bold=True)
                 if on_alert:
                     env = {**os.environ, "ATTRIBUTION_ALERT_STEP": str(step.index), "ATTRIBUTION_RUN_SCORE": repr(up.run_score),
                            "ATTRIBUTION_LOG": str(log)}
@@ -90,13 +92,13 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
                     stopped_at_alert = True
                     break
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        echo("stopped", err=True)
     if follower is not None and follower.pending:
-        click.echo(f"warning: {log}: stopped waiting for the rest of line {follower.line + 1} (incomplete record not scored)", err=True)
+        echo(f"warning: {log}: stopped waiting for the rest of line {follower.line + 1} (incomplete record not scored)", err=True)
     if not mon.run.steps:
-        click.echo(f"{log}: no step read", err=True)
+        echo(f"{log}: no step read", err=True)
     elif mon.alerted_at is None and threshold is not None:
-        click.echo(f"no alert: lowest running run score {min((v for v in mon.history if v == v), default=float('nan')):.4f}")
+        echo(f"no alert: lowest running run score {min((v for v in mon.history if v == v), default=float('nan')):.4f}")
     if json_out:
         atomic_write_text(json_out, mon.diagnosis().to_json(indent=1))
     if stopped_at_alert:

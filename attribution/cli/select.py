@@ -6,6 +6,8 @@ import json
 
 import click
 
+from attribution.cli.terminal import echo
+
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -41,9 +43,9 @@ def select(runs, policy, reference, pairs, beta, by, fmt, window, min_context, n
         progress=not quiet,
     )
     if not quiet:
-        click.echo(f"{'rank':>4}  {'score':>10}  {'steps':>5}  run")
+        echo(f"{'rank':>4}  {'score':>10}  {'steps':>5}  run")
         for r, c in enumerate(sel.ranking, 1):
-            click.echo(f"{r:>4}  {c.score:>10.4f}  {len(c.run.steps):>5}  {c.name}")
-    click.secho(f"best: {sel.best.name} (run score {sel.best.score:.4f}, {by} over steps)", bold=not quiet)
+            echo(f"{r:>4}  {c.score:>10.4f}  {len(c.run.steps):>5}  {c.name}")
+    echo(f"best: {sel.best.name} (run score {sel.best.score:.4f}, {by} over steps)", bold=not quiet)
     if json_out:
         atomic_write_text(json_out, json.dumps(sel.to_dict(), indent=1, ensure_ascii=False) + "\n")

@@ -46,10 +46,10 @@ def visible(text: object, *, newlines: bool = False) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
-def echo(message: object = "", *, err: bool = False, bold: bool = False, newlines: bool = False) -> None:
-    """``click.echo`` of :func:`visible` ``(message)``; ``bold`` styles the whole line."""
+def echo(message: object = "", *, err: bool = False, bold: bool = False, fg: str | None = None, newlines: bool = False) -> None:
+    """``click.echo`` of :func:`visible` ``(message)``; ``bold`` and ``fg`` style the whole line."""
     text = visible(message, newlines=newlines)
-    if bold:
-        click.secho(text, err=err, bold=True)
+    if bold or fg:
+        click.secho(text, err=err, bold=bold, fg=fg)
     else:
         click.echo(text, err=err)

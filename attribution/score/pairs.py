@@ -341,9 +341,6 @@ def load_pair_config(
             raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
         if not pname.isprintable():  # the name is shown in progress bars and reports
             raise ConfigError(f"{path}: pair names must be printable. Got {pname!r} instead.")
-        beta_value = spec.get("beta", 1.0)
-        if isinstance(beta_value, bool) or not isinstance(beta_value, (int, float)):
-            raise ConfigError(f"{path}: pairs.{pname}.beta must be a number. Got {beta_value!r} instead.")
         if not isinstance(spec.get("dtype", dtype), str):
             raise ConfigError(f"{path}: pairs.{pname}.dtype must be a string. Got {spec['dtype']!r} instead.")
         try:
