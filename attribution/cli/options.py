@@ -3,28 +3,28 @@
 Each name below is a decorator adding one option (or a group of options) to a command;
 the command receives the option under the parameter name given here.
 
-========================  ==========================================  =========================
+========================  ==========================================  ===============================
 decorator                 options (parameter names)                   used by
-========================  ==========================================  =========================
-:func:`pair_options`      ``--policy``, ``--reference``, ``--pairs``, diagnose, eval
+========================  ==========================================  ===============================
+:func:`pair_options`      ``--policy``, ``--reference``, ``--pairs``, diagnose, eval, select, monitor
                           ``--beta`` (policy, reference, pairs, beta)
-:func:`format_option`     ``--format`` (fmt)                          diagnose, eval
+:func:`format_option`     ``--format`` (fmt)                          diagnose, eval, select, monitor
 :func:`role_options`      ``--actor``, ``--observer`` (actors,        diagnose, eval
                           observers)
 :func:`emit_option`       ``--emit KIND:PATH`` (emits)                diagnose
-:func:`window_options`    ``--window``, ``--min-context``,             diagnose, eval
+:func:`window_options`    ``--window``, ``--min-context``,             diagnose, eval, select, monitor
                           ``--no-chat-template``
-:func:`dtype_option`      ``--dtype`` (dtype)                         diagnose, eval
-:func:`device_option`     ``--device`` (device)                       diagnose, eval
+:func:`dtype_option`      ``--dtype`` (dtype)                         diagnose, eval, select, monitor
+:func:`device_option`     ``--device`` (device)                       diagnose, eval, select, monitor
 :func:`memory_options`    ``--device-map``, ``--max-batch-tokens``     diagnose, eval
                           (device_map, max_batch_tokens)
 :func:`engine_options`    ``--engine``, ``--address``, ``--workers``,  diagnose, eval
                           ``--gpus-per-worker`` (engine, address,
                           workers, gpus_per_worker)
 :func:`shard_option`      ``--shard`` (shard)                         eval
-:func:`json_option`       ``--json`` (json_out)                       diagnose, eval
-:func:`quiet_option`      ``--quiet/-q`` (quiet)                      diagnose, eval
-========================  ==========================================  =========================
+:func:`json_option`       ``--json`` (json_out)                       diagnose, eval, select, monitor
+:func:`quiet_option`      ``--quiet/-q`` (quiet)                      diagnose, eval, select, monitor
+========================  ==========================================  ===============================
 """
 
 from __future__ import annotations
