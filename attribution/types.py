@@ -21,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "READABLE_SCHEMAS",
     "Origin",
+    "ToolCall",
     "Step",
     "Run",
     "StepScore",
@@ -71,6 +72,27 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """One tool call of an action step, as the agent emitted it.
+
+    Attributes
+    ----------
+    name : str
+        The function called.
+    arguments : str, dict, list or None
+        The arguments exactly as the log holds them: the raw string the model emitted (its
+        spacing and key order are the model's own tokens), or the decoded value where the
+        log stores one.
+    id : str or None
+        The call's id, where the log gives one (``tool_call_id`` of the answering message).
+    """
+
+    name: str
+    arguments: str | dict[str, Any] | list[Any] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     """One entry of a multi-agent log.
 
@@ -93,6 +115,11 @@ class Step:
     origin : Origin
         Where the step came from in the source file (record id, JSON pointer, line, trace id,
         timestamp), carried into the diagnosis so that verdicts join back to the source.
+    tool_calls : tuple of ToolCall
+        The step's tool calls as structured data, where the reader records them (the chat
+        reader does). ``content`` still ends with their text form, one line per call, so a
+        plain rendering is unchanged; a chat template with a tool-call form renders them in
+        its own form instead (see :mod:`attribution.score.render`).
     """
 
     index: int
@@ -102,6 +129,7 @@ class Step:
     content: str
     to: str | None = None
     origin: Origin = field(default_factory=Origin)
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def is_action(self) -> bool:
@@ -146,23 +174,34 @@ class Run:
         d = asdict(self)
         for st in d["steps"]:
             st["origin"] = {k: v for k, v in st["origin"].items() if v is not None}
+            st["tool_calls"] = [dict(c) for c in st["tool_calls"]]
         d["meta"] = json.loads(json.dumps(self.meta, default=str))
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Run":
         """The inverse of :meth:`to_dict`."""
-        steps = [Step(**{**s, "origin": Origin(**s.get("origin", {}))}) for s in d["steps"]]
+        steps = [
+            Step(**{
+                **s,
+                "origin": Origin(**s.get("origin", {})),
+                "tool_calls": tuple(ToolCall(**c) for c in s.get("tool_calls", ())),
+            })
+            for s in d["steps"]
+        ]
         meta = dict(d.get("meta", {}))
         if "tool_calls" in meta:  # JSON turns the (caller, tool) pairs into lists
             meta["tool_calls"] = [tuple(p) for p in meta["tool_calls"]]
         return cls(steps=steps, **{k: v for k, v in d.items() if k not in ("steps", "meta")}, meta=meta)
 
     def content_hash(self) -> str:
-        """Hash of everything that scoring reads (speakers, kinds, texts), not the labels."""
+        """Hash of everything that scoring reads (speakers, kinds, texts, tool calls), not the labels."""
         h = hashlib.sha256()
         for s in self.steps:
-            h.update(json.dumps([s.agent, s.role, s.kind, s.content, s.to]).encode())
+            fields: list[Any] = [s.agent, s.role, s.kind, s.content, s.to]
+            if s.tool_calls:  # only where present, so that the hashes of runs without calls stay as they were
+                fields.append([[c.name, c.arguments, c.id] for c in s.tool_calls])
+            h.update(json.dumps(fields, default=str).encode())
         return h.hexdigest()[:16]
 
 

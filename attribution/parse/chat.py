@@ -33,7 +33,8 @@ executor). ``content`` must be a string (empty allowed) or a list of
 with ``tool_calls``. Each tool call is appended to the text, one JSON line
 ``{"name": ..., "arguments": ...}`` per call (``arguments`` kept exactly as emitted when it is
 a JSON string; see :func:`attribution.parse.common.tool_call_text`), so that it is scored with
-the message. A ``tool`` message whose
+the message; the calls are also kept as data in ``Step.tool_calls``, so that a chat template
+with a tool-call form can render them in its own form. A ``tool`` message whose
 ``tool_call_id`` matches an earlier call is recorded in ``run.meta["tool_calls"]`` as
 an ``(action index, tool index)`` pair, which :mod:`attribution.graph` turns into a
 ``calls`` edge.
@@ -51,7 +52,7 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.common import describe as _describe, iso_time, pointer, tool_call_text, warn
-from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
+from attribution.types import ACTION, OBSERVATION, Origin, Run, Step, ToolCall
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "ROLES", "detect", "read", "parse", "parse_one", "build_run", "as_index"]
 
@@ -202,7 +203,8 @@ def parse_one(
             line=lines[i] if lines and not key else line,
             timestamp=iso_time(msg.get("timestamp", msg.get("created_at"))),
         )
-        steps.append(Step(index=i, agent=agent, role=role, kind=kind, content=text, origin=origin))
+        steps.append(Step(index=i, agent=agent, role=role, kind=kind, content=text, origin=origin,
+                          tool_calls=_tool_calls(msg)))
 
     ident = top.get("id", top.get("run_id"))
     return build_run(
@@ -322,6 +324,16 @@ def _call_text(call: Any, source: str, i: int) -> str:
         expected = "tool_calls entries of the form {id, function: {name, arguments}}"
         raise InputError(source, expected, step=i, got=_describe(call))
     return tool_call_text(fn["name"], fn.get("arguments"))
+
+
+def _tool_calls(msg: dict[str, Any]) -> tuple[ToolCall, ...]:
+    """The message's calls as data, arguments as the log holds them (checked by :func:`_call_text`)."""
+    out = []
+    for call in msg.get("tool_calls") or []:
+        fn = call["function"]
+        ident = call.get("id")
+        out.append(ToolCall(name=fn["name"], arguments=fn.get("arguments"), id=ident if isinstance(ident, str) else None))
+    return tuple(out)
 
 
 def _call_ids(msg: dict[str, Any], source: str, i: int) -> list[str]:

@@ -14,6 +14,18 @@ Two renderings, chosen per checkpoint pair:
   such as ``{{ m['content'] | trim }}``). The characters found are the ones scored; the
   whitespace a template trimmed is not in the model's input, so it is not scored. A
   template that rewrites the content otherwise (upper-casing, escaping) is an error.
+  **Tool calls.** Where the template has a tool-call form of its own (its source mentions
+  ``tool_calls``), an action step with :attr:`~attribution.types.Step.tool_calls` becomes an
+  assistant message with its plain text as content and ``tool_calls=[{"type": "function",
+  "function": {"name": ..., "arguments": ...}}]``, arguments as the agent emitted them (the
+  raw string, or the decoded value where the log holds one), so that the model sees its calls
+  in the form it was trained on. The step's scored characters then run from its content to
+  the end of its last call, each call's name and arguments located verbatim after the
+  content. If a call cannot be located verbatim (a template that re-serialises the
+  arguments), the whole run falls back to the text form below, with a one-line
+  :class:`~attribution.errors.ParseWarning` naming the run. Steps without structured calls,
+  and templates without a tool-call form, use the text form: the calls are lines
+  ``{"name": ..., "arguments": ...}`` at the end of the content.
 * **plain** (no template): ``[agent]: content`` followed by a blank line, per step.
 
 **Tokenisation.** The whole rendered text is encoded once, as the model would see it in
@@ -31,13 +43,16 @@ Only the content tokens of a step are scored; headers and template tokens are co
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from attribution.errors import ConfigError
-from attribution.types import Run
+from attribution.errors import ConfigError, ParseWarning
+from attribution.parse.common import tool_call_text
+from attribution.types import Run, Step
 
-__all__ = ["Rendered", "render_run", "render_text", "has_chat_template", "header", "SEPARATOR"]
+__all__ = ["Rendered", "render_run", "render_text", "has_chat_template", "has_tool_call_form", "header", "SEPARATOR"]
 
 SEPARATOR = "\n\n"
 
@@ -67,6 +82,11 @@ class Rendered:
 
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
+
+
+def has_tool_call_form(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template renders ``tool_calls`` in a form of its own."""
+    return "tool_calls" in str(getattr(tokenizer, "chat_template", None) or "")
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
@@ -214,13 +234,80 @@ def _locate(text: str, cursor: int, head: str, content: str) -> tuple[int, int] 
     return None
 
 
+class _NotVerbatim(Exception):
+    """A step's tool calls are not in the template's text as the agent emitted them."""
+
+
 def _template_text(run: Run, tokenizer: Any) -> tuple[str, dict[int, tuple[int, int]]]:
-    messages = []
-    for step in run.steps:
-        messages.append({"role": "assistant" if step.is_action else "user", "content": header(step.agent) + step.content})
+    if has_tool_call_form(tokenizer) and any(s.is_action and s.tool_calls for s in run.steps):
+        try:
+            return _template_pass(run, tokenizer, tool_form=True)
+        except _NotVerbatim as why:
+            where = f"{run.source}, run {run.run_id!r}" if run.source else f"run {run.run_id!r}"
+            warnings.warn(ParseWarning(
+                f"{where}: the chat template does not render {why} as emitted, so the run's tool calls "
+                "are scored in the text form ({\"name\": ..., \"arguments\": ...} lines in the content)"
+            ), stacklevel=3)
+    return _template_pass(run, tokenizer, tool_form=False)
+
+
+def _plain_text(step: Step) -> str | None:
+    """``step.content`` less the text lines of its tool calls; None if it does not end with them."""
+    suffix = "\n".join(tool_call_text(c.name, c.arguments) for c in step.tool_calls)
+    if not step.content.endswith(suffix):
+        return None
+    text = step.content[: len(step.content) - len(suffix)]
+    if not text:
+        return text
+    return text[:-1] if text.endswith("\n") else None
+
+
+def _message(step: Step, plain: str | None) -> dict[str, Any]:
+    role = "assistant" if step.is_action else "user"
+    if plain is None:
+        return {"role": role, "content": header(step.agent) + step.content}
+    calls = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in step.tool_calls]
+    return {"role": role, "content": header(step.agent) + plain, "tool_calls": calls}
+
+
+def _arguments_forms(arguments: Any) -> list[str]:
+    """The texts the arguments may appear as: the emitted string, or the decoded value's JSON."""
+    if isinstance(arguments, str):
+        return [a for a in dict.fromkeys((arguments, arguments.strip())) if a]
+    return list(dict.fromkeys((
+        json.dumps(arguments, ensure_ascii=False),
+        json.dumps(arguments, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(arguments),
+    )))
+
+
+def _locate_calls(text: str, at: int, step: Step) -> int:
+    """The end of ``step``'s last tool call in ``text``, each call's name then arguments found after ``at``."""
+    for k, call in enumerate(step.tool_calls):
+        found = text.find(call.name, at)
+        if found < 0:
+            raise _NotVerbatim(f"the name of tool call {k} of step {step.index}")
+        at = found + len(call.name)
+        if call.arguments is None or call.arguments == "":
+            continue
+        for form in _arguments_forms(call.arguments):
+            found = text.find(form, at)
+            if found >= 0:
+                at = found + len(form)
+                break
+        else:
+            raise _NotVerbatim(f"the arguments of tool call {k} ({call.name!r}) of step {step.index}")
+    return at
+
+
+def _template_pass(run: Run, tokenizer: Any, *, tool_form: bool) -> tuple[str, dict[int, tuple[int, int]]]:
+    plains = {s.index: _plain_text(s) if tool_form and s.is_action and s.tool_calls else None for s in run.steps}
+    messages = [_message(step, plains[step.index]) for step in run.steps]
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False)
     except Exception as err:  # templates raise jinja errors of their own kinds
+        if tool_form:
+            raise _NotVerbatim(f"the tool calls ({_first_line(err)})") from err
         raise ConfigError(
             f"the tokenizer's chat template refused run {run.run_id!r} ({_first_line(err)}); "
             "score with chat_template=False (--no-chat-template)"
@@ -228,12 +315,17 @@ def _template_text(run: Run, tokenizer: Any) -> tuple[str, dict[int, tuple[int, 
     chars: dict[int, tuple[int, int]] = {}
     cursor = 0
     for step in run.steps:
-        found = _locate(text, cursor, header(step.agent), step.content)
+        plain = plains[step.index]
+        found = _locate(text, cursor, header(step.agent), step.content if plain is None else plain)
+        if found is None and plain is not None:
+            raise _NotVerbatim(f"the text of step {step.index} next to its tool calls")
         if found is None:
             raise ConfigError(
                 f"the chat template altered the text of step {step.index} of run {run.run_id!r} beyond trimming "
                 "whitespace; score with chat_template=False (--no-chat-template)"
             )
+        if plain is not None:
+            found = (found[0], _locate_calls(text, found[1], step))
         chars[step.index] = found
         cursor = found[1]
     return text, chars
