@@ -1,6 +1,7 @@
 """Tool calls rendered in the chat template's own form, arguments kept exactly as the agent emitted them."""
 
 import dataclasses
+import hashlib
 import json
 import warnings
 
@@ -76,8 +77,6 @@ def test_tool_calls_round_trip_and_enter_the_content_hash():
     assert other.content_hash() != run.content_hash()
     # runs without calls hash as before the field existed
     old = dataclasses.replace(bare, steps=[dataclasses.replace(s, content="x") for s in bare.steps])
-    import hashlib
-
     h = hashlib.sha256()
     for s in old.steps:
         h.update(json.dumps([s.agent, s.role, s.kind, s.content, s.to]).encode())
