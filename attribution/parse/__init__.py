@@ -38,7 +38,6 @@ import difflib
 import fnmatch
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Sequence

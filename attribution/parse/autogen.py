@@ -56,7 +56,7 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.chat import build_run
-from attribution.parse.common import describe, pointer, text_of, tool_call_text, warn
+from attribution.parse.common import describe, pointer, read_each, text_of, tool_call_text, warn
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "MESSAGE_TYPES", "detect", "read"]
@@ -124,14 +124,8 @@ def detect(value: Any) -> float:
 def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
     """Every run of a loaded AutoGen file (see the module docstring for the shapes)."""
     if isinstance(value, list) and value and all(_is_run(r) for r in value):
-        stem = Path(source).stem
-        runs = []
-        for k, item in enumerate(value):
-            where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
-            run = _read_one(item, where, default_id=f"{stem}/{k}", base=() if lines else (k,),
-                            line=lines[k] if lines else None)
-            runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
-        return runs
+        return read_each(value, source, lines, lambda item, where, default_id, base, line: _read_one(
+            item, where, default_id=default_id, base=base, line=line))
     return [_read_one(value, source, default_id=Path(source).stem, base=(), line=None, lines=lines)]
 
 

@@ -45,13 +45,12 @@ labels and refuses runs that could only give a wrong answer.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
-from attribution.parse.common import describe as _describe, iso_time, pointer, tool_call_text, warn
+from attribution.parse.common import describe as _describe, iso_time, pointer, read_each, tool_call_text, warn
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step, ToolCall
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "ROLES", "detect", "read", "parse", "parse_one", "build_run", "as_index"]
@@ -92,14 +91,8 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
     """
     if not _is_many(value, source):
         return [parse_one(value, source, lines=lines)]
-    runs = []
-    stem = Path(source).stem
-    for k, item in enumerate(value):
-        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
-        run = parse_one(item, where, run_id=f"{stem}/{k}", line=lines[k] if lines else None,
-                        base=() if lines else (k,))
-        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
-    return runs
+    return read_each(value, source, lines, lambda item, where, default_id, base, line: parse_one(
+        item, where, run_id=default_id, line=line, base=base))
 
 
 def _is_many(obj: Any, source: str | None = None) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from attribution.errors import InputError, ParseWarning
 
@@ -30,6 +30,7 @@ __all__ = [
     "warn",
     "text_of",
     "first",
+    "read_each",
 ]
 
 
@@ -221,3 +222,28 @@ def first(mapping: dict[str, Any], keys: Iterable[str], default: Any = None) -> 
         if mapping.get(k) is not None:
             return mapping[k]
     return default
+
+
+def read_each(
+    items: list[Any],
+    source: str,
+    lines: list[int] | None,
+    read_one: Callable[..., Any],
+) -> list[Any]:
+    """Every run of a many-run value: ``read_one(item, where, default_id, base, line)`` per item.
+
+    ``where`` names the item in errors (``<file>, line N`` for JSONL, else ``<file>, run K``),
+    ``default_id`` is ``"<stem>/<K>"``, ``base`` the item's JSON pointer prefix (empty for JSONL,
+    whose pointers are inside the line) and ``line`` its JSONL line. Each run is returned with
+    ``source`` set to the file and ``meta["position"] = K``.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    stem = Path(source).stem
+    runs = []
+    for k, item in enumerate(items):
+        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
+        run = read_one(item, where, f"{stem}/{k}", () if lines else (k,), lines[k] if lines else None)
+        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
+    return runs

@@ -50,14 +50,13 @@ many-run file). ``Step.origin``: the message ``id`` and its JSON pointer.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.chat import build_run
-from attribution.parse.common import describe, flatten_content, pointer, tool_call_text, warn
+from attribution.parse.common import describe, flatten_content, pointer, read_each, tool_call_text, warn
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "TYPES", "detect", "read", "handoff_target"]
@@ -151,14 +150,8 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
             raise InputError(source, "one state per thread (a thread history repeats the thread once per "
                                      "checkpoint: keep its latest state)",
                              got=f"thread {dup!r} {threads.count(dup)} times")
-        stem = Path(source).stem
-        runs = []
-        for k, item in enumerate(value):
-            where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
-            run = _read_one(item, where, default_id=f"{stem}/{k}", base=() if lines else (k,),
-                            line=lines[k] if lines else None)
-            runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
-        return runs
+        return read_each(value, source, lines, lambda item, where, default_id, base, line: _read_one(
+            item, where, default_id=default_id, base=base, line=line))
     return [_read_one(value, source, default_id=Path(source).stem, base=(), line=None, lines=lines)]
 
 

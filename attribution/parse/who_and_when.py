@@ -36,7 +36,7 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.chat import ROLES, build_run
-from attribution.parse.common import pointer
+from attribution.parse.common import pointer, read_each
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "OBSERVERS", "detect", "read", "parse", "parse_one", "split_role"]
@@ -72,13 +72,8 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
     """One run, or every run of a list (JSON or JSONL) of Who&When objects."""
     if not isinstance(value, list):
         return [parse_one(value, source)]
-    stem = Path(source).stem
-    runs = []
-    for k, item in enumerate(value):
-        where = f"{source}, line {lines[k]}" if lines else f"{source}, run {k}"
-        run = parse_one(item, where, run_id=f"{stem}/{k}", line=lines[k] if lines else None, base=() if lines else (k,))
-        runs.append(dataclasses.replace(run, source=source, meta={**run.meta, "position": k}))
-    return runs
+    return read_each(value, source, lines, lambda item, where, default_id, base, line: parse_one(
+        item, where, run_id=default_id, line=line, base=base))
 
 
 def split_role(role: str) -> tuple[str, str | None] | None:
