@@ -214,18 +214,15 @@ def diagnose(
             max_batch_tokens=max_batch_tokens,
             progress=progress,
         )
-    scored = scorer.score_many([run])[0]
+    return _diagnosis(run, scorer.score_many([run])[0], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k)
+
+
+def _diagnosis(run: Run, scored: Any, scorer: Any, *, aggregate: str, ranker: str, top_k: int) -> Diagnosis:
+    """The diagnosis of ``run`` from its scores (a :class:`~attribution.score.ScoredRun`), with the scorer's settings."""
     dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
     settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": scored.n_tokens}
-    return build_diagnosis(
-        run,
-        scored.steps,
-        aggregate=aggregate,
-        ranker=ranker,
-        top_k=top_k,
-        settings=settings,
-        checkpoints=scorer.checkpoints(),
-    )
+    return build_diagnosis(run, scored.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,
+                           checkpoints=scorer.checkpoints())
 
 
 def expand_logs(logs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -311,12 +308,6 @@ def diagnose_many(
     with engine:
         for group in engine.score(scorer, groups, progress=progress):
             scored.update((s.run.content_hash(), s) for s in group)
-    dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
-    out = []
-    for run in runs:
-        s = scored[run.content_hash()]
-        settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": s.n_tokens}
-        # The same text under another file name: rank the scores against this run's own labels and source.
-        out.append(build_diagnosis(run, s.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,
-                                   checkpoints=scorer.checkpoints()))
-    return out
+    # The same text under another file name: its scores, ranked against this run's own labels and source.
+    return [_diagnosis(run, scored[run.content_hash()], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k)
+            for run in runs]

@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-import torch
 
 from attribution.errors import ConfigError, InputError
 from attribution.monitor import JsonlFollower, Monitor, follow_steps
@@ -17,28 +16,12 @@ from attribution.score.render import Rendered, render_run
 from attribution.select import run_score, select_runs
 from attribution.tiny import build_tiny_pair
 from attribution.types import SCHEMA_VERSION, Run, Step
+from runs import WORDS, make_run
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     return CheckpointPair.load(*build_tiny_pair(tmp_path_factory.mktemp("pair"), max_positions=96), beta=0.3)
-
-
-WORDS = "search the page for the ticket price then report back to the orchestrator exitcode 0 code output".split()
-
-
-def make_run(n_steps=12, seed=0, run_id="r"):
-    g = torch.Generator().manual_seed(seed)
-    steps = []
-    for i in range(n_steps):
-        k = int(torch.randint(3, 30, (1,), generator=g))
-        text = " ".join(WORDS[int(j)] for j in torch.randint(0, len(WORDS), (k,), generator=g))
-        if i % 4 == 3:
-            steps.append(Step(i, "terminal", "tool", "observation", text))
-        else:
-            agent = ["Orchestrator", "WebSurfer", "Assistant"][i % 3]
-            steps.append(Step(i, agent, agent, "action", text))
-    return Run(steps, run_id)
 
 
 def assert_monitor_equals_one_pass(run, scorer, tol=1e-4):

@@ -9,26 +9,12 @@ from attribution.score import CheckpointPair, PairConfig, Scorer, plan_windows, 
 from attribution.score.logprobs import selective_log_softmax
 from attribution.tiny import build_tiny_pair
 from attribution.types import Run, Step
+from runs import make_run
 
 
 @pytest.fixture(scope="module")
 def pair_dirs(tmp_path_factory):
     return build_tiny_pair(tmp_path_factory.mktemp("pair"), max_positions=96)
-
-
-def make_run(n_steps=12, seed=0, run_id="r"):
-    words = "search the page for the ticket price then report back to the orchestrator exitcode 0 code output".split()
-    g = torch.Generator().manual_seed(seed)
-    steps = []
-    for i in range(n_steps):
-        k = int(torch.randint(3, 30, (1,), generator=g))
-        text = " ".join(words[int(j)] for j in torch.randint(0, len(words), (k,), generator=g))
-        if i % 4 == 3:
-            steps.append(Step(i, "terminal", "tool", "observation", text))
-        else:
-            agent = ["Orchestrator", "WebSurfer", "Assistant"][i % 3]
-            steps.append(Step(i, agent, agent, "action", text))
-    return Run(steps, run_id)
 
 
 def naive_scores(run, pair, window, min_context):

@@ -95,7 +95,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     import json
     from pathlib import Path
 
-    from attribution.diagnoser import config_roles, diagnose as run_diagnose, diagnose_many, expand_logs, make_scorer
+    from attribution.diagnoser import config_roles, diagnose_many, expand_logs
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text, check_outputs
@@ -112,49 +112,39 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     more_actors, more_observers = config_roles(pairs)
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
     logs = log  # LOG... : one or more files or folders
-    if len(logs) > 1 or Path(logs[0]).is_dir() or engine != "local":  # many logs: one line per run
+    many = len(logs) > 1 or Path(logs[0]).is_dir() or engine != "local"  # one line per run
+    if many:
         if run_id is not None or graph_out or html_out:
             raise ConfigError("--run, --graph and --html take one LOG; with several logs, a folder or --engine ray every run is diagnosed")
         runs = [r for path in expand_logs(logs) for r in load_runs(path, fmt, **roles)]
-        for kind, _ in targets:
-            check_ids(runs, kind)
-        diags = diagnose_many(
-            runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
-            top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
-            dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
-            **engine_settings(engine, address, workers, gpus_per_worker),
-        )
-        print_summary(diags)
-        if json_out:
-            atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
-        for kind, path in targets:
-            emit(diags, kind, path)
-        return
-    if any(v is not None for v in (address, workers, gpus_per_worker)):
-        raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
-    log = logs[0]
-    runs = load_runs(log, fmt, **roles) if all_runs else [load_run(log, fmt, run_id=run_id, **roles)]
+    else:
+        if any(v is not None for v in (address, workers, gpus_per_worker)):
+            raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
+        runs = load_runs(logs[0], fmt, **roles) if all_runs else [load_run(logs[0], fmt, run_id=run_id, **roles)]
     for kind, _ in targets:
         check_ids(runs, kind)
     if graph_out:
         from attribution.graph import build_graph, write_graph
 
         write_graph(build_graph(runs[0]), graph_out)
-    scorer = make_scorer(policy=policy, reference=reference, pairs=pairs, beta=beta, window=window,
-                         min_context=min_context, chat_template=False if no_chat_template else "auto",
-                         dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens,
-                         progress=not quiet)
-    diags = []
-    for run in runs:
-        diag = run_diagnose(run, aggregate=aggregate, ranker=ranker, top_k=top_k, dtype=dtype, scorer=scorer)
-        diags.append(diag)
-        if quiet:
-            prefix = f"run {diag.run_id}: " if all_runs else ""
-            echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
-        else:
-            print_diagnosis(diag)
+    # One batched scoring of every run (a file's --all runs share forward-pass batches too).
+    diags = diagnose_many(
+        runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
+        top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
+        dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
+        **engine_settings(engine, address, workers, gpus_per_worker),
+    )
+    if many:
+        print_summary(diags)
+    else:
+        for diag in diags:
+            if quiet:
+                prefix = f"run {diag.run_id}: " if all_runs else ""
+                echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
+            else:
+                print_diagnosis(diag)
     if json_out:
-        if all_runs:
+        if many or all_runs:
             atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
         else:
             atomic_write_text(json_out, diags[0].to_json(indent=1))
