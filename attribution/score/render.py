@@ -92,7 +92,7 @@ def has_tool_call_form(tokenizer: Any) -> bool:
 def _encode(tokenizer: Any, text: str) -> list[int]:
     if not text:
         return []
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
 def _clip_pieces(text: str, offsets: list[tuple[int, int]], cs: int, ce: int) -> list[str]:
@@ -114,7 +114,7 @@ def _encode_with_pieces(tokenizer: Any, text: str) -> tuple[list[int], list[str]
     if not getattr(tokenizer, "is_fast", False):
         ids = _encode(tokenizer, text)
         return ids, tokenizer.batch_decode([[t] for t in ids])
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return list(enc["input_ids"]), _clip_pieces(text, list(enc["offset_mapping"]), 0, len(text))
 
 
@@ -164,7 +164,8 @@ def render_run(run: Run, tokenizer: Any, *, chat_template: bool | str = "auto") 
         ids.append(bos)
     if not getattr(tokenizer, "is_fast", False):
         return _render_segments(text, chars, tokenizer, ids, mode)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: runs longer than model_max_length are windowed (plan_windows), not truncated.
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     owner = _token_owners(offsets, chars)
     base = len(ids)
