@@ -444,3 +444,13 @@ def test_openai_agents_single_function_span_file(tmp_path):
         run = load_run(path)
     assert [(s.agent, s.kind, s.origin.pointer) for s in run.steps] == [
         ("assistant", "action", "/span_data/input"), ("add", "observation", "/span_data/output")]
+
+
+def test_smolagents_prose_naming_a_tool_keeps_the_call():
+    """From smolagents 1.x's own ``AgentMemory.get_full_steps()``: prose that names the tool is not the call."""
+    run = _one(FIXTURES / "smolagents" / "library_full_steps.json")
+    assert [(s.agent, s.kind) for s in run.steps] == [
+        ("user", "observation"), ("agent", "action"), ("get_weather", "observation"), ("agent", "action"),
+        ("final_answer", "observation")]
+    assert run.steps[1].content == 'I will call get_weather.\n{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    assert run.meta["tool_calls"] == [(1, 2), (3, 4)]

@@ -43,6 +43,7 @@ the JSON pointer. The format has no labels.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,10 @@ def _read_steps(steps: list[Any], agent: str, manager: str | None, managed: dict
             text = _text(s.get("model_output"), source, record)
             if not text:
                 text = _message_text(s.get("model_output_message"), source, record)
-            # The model output already holds a call when it names the tool (a ToolCallingAgent's JSON
-            # action text) or holds its code (a CodeAgent's python_interpreter call); else append it.
-            extra = [tool_call_text(n, a) for n, a, _ in calls
-                     if not (n in text or (isinstance(a, str) and a.strip() and a.strip() in text))]
+            # The model output already holds a call when it holds its arguments verbatim (a CodeAgent's
+            # code) or names the tool with every argument value (a ToolCallingAgent's JSON action
+            # text); a mere mention of the tool's name in prose does not hold the call: append it.
+            extra = [tool_call_text(n, a) for n, a, _ in calls if not _call_in_text(n, a, text)]
             body = "\n".join(([text] if text else []) + extra)
             delegated = _delegated(s, calls, managed)
             act = add(agent, ACTION, body, to=delegated[-1] if delegated else None, org=org) if body else None
@@ -236,6 +237,24 @@ def _read_steps(steps: list[Any], agent: str, manager: str | None, managed: dict
                     links.append((act, obs))
             elif act is None:
                 warn(source, "an ActionStep with no model output, tool call, observation or error", record=record)
+
+
+def _call_in_text(name: str, arguments: Any, text: str) -> bool:
+    """Whether ``text`` already holds the call: its string arguments verbatim, or its name and every argument value.
+
+    Examples
+    --------
+    >>> _call_in_text("get_weather", {"city": "Paris"}, "I will call get_weather.")
+    False
+    >>> _call_in_text("get_weather", {"city": "Paris"}, 'Action: {"name": "get_weather", "arguments": {"city": "Paris"}}')
+    True
+    """
+    if isinstance(arguments, str):
+        return bool(arguments.strip()) and arguments.strip() in text
+    if name not in text:
+        return False
+    values = arguments.values() if isinstance(arguments, dict) else arguments if isinstance(arguments, list) else []
+    return all((v if isinstance(v, str) else json.dumps(v)) in text for v in values)
 
 
 def _delegated(step: dict[str, Any], calls: list[tuple[str, Any, str | None]], managed: dict) -> list[str]:
