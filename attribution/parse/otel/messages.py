@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from attribution.errors import InputError
-from attribution.parse.common import describe, flatten_content, text_of, tool_call_text
+from attribution.parse.common import describe, flatten_content, text_of, tool_call_text, warn
 from attribution.parse.otel.spans import _MISSING, _Span, _as_list, _flat
 
 
@@ -259,20 +259,223 @@ def _legacy_messages(attrs: dict[str, Any], prefix: str) -> list[_Msg] | None:
     return out
 
 
-def _langfuse_messages(value: Any, span: _Span, source: str, what: str) -> list[_Msg] | None:
+#: Keys only a provider's request/response envelope has: never the agent's own words.
+ENVELOPE_KEYS = ("usage", "object", "candidates", "system_fingerprint", "usageMetadata", "usage_metadata")
+_LC_ROLES = {"ai": "assistant", "AIMessage": "assistant", "AIMessageChunk": "assistant", "human": "user",
+             "HumanMessage": "user", "system": "system", "SystemMessage": "system", "tool": "tool",
+             "ToolMessage": "tool", "function": "tool", "FunctionMessage": "tool", "chat": "user"}
+_ROLES = {"model": "assistant", "ai": "assistant", "human": "user", "function": "tool"}
+
+
+def is_envelope(value: Any) -> bool:
+    """Whether ``value`` is a provider's request/response object (not a message): it has one of
+    :data:`ENVELOPE_KEYS`.
+
+    >>> is_envelope({"object": "chat.completion", "choices": []}), is_envelope({"role": "assistant"})
+    (True, False)
+    """
+    return isinstance(value, dict) and any(k in value for k in ENVELOPE_KEYS)
+
+
+def decode(value: Any) -> Any:
+    """A stored input/output as a JSON value: a string holding a JSON object or list is decoded (most
+    OpenTelemetry integrations store them so), any other value is returned as is."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value
+    if isinstance(value, str) and value.strip()[:1] == '"':
+        try:
+            inner = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value
+        return inner if isinstance(inner, str) else value
+    return value
+
+
+def envelope_messages(value: Any, span: _Span, source: str, what: str) -> list[_Msg] | None:
+    """The messages in a trace store's stored ``input`` / ``output`` (``what``), the provider's envelope
+    opened: a plain string; a JSON string of any of the below; a chat.completion (``choices``); a
+    Responses API object (``output`` items) or request (``input``); Gemini ``candidates`` / request
+    ``contents``; a LangChain ``LLMResult`` (``generations``), message dict (``type``: ai / human /
+    tool) or serialised message (``lc``/``kwargs``); a request with ``messages`` (also nested one
+    level, as under ``json_data``); a message list; one message. None when nothing is stored; an
+    envelope with no message in it gives no message, with a warning naming the span."""
     if value is _MISSING or value is None:
         return None
+    default = "assistant" if what == "output" else "user"
+    raw, value = value, decode(value)
     if isinstance(value, str):
-        return [_Msg("assistant" if what == "output" else "user", value)]
-    if isinstance(value, dict) and isinstance(value.get("choices"), list) and value["choices"]:
-        value = [c.get("message", c) if isinstance(c, dict) else c for c in value["choices"]]
-    if isinstance(value, dict) and not ({"role", "content", "parts", "tool_calls", "messages"} & set(value)):
-        return [_Msg("assistant" if what == "output" else "user", text_of(value))]
-    msgs = _message_list(value, span, source, what)
-    if what == "output":
-        for m in msgs:
-            m.role = m.role or "assistant"
+        return [_Msg(default, value)]
+    msgs = _open(value, span, source, default, depth=0)
+    if msgs is None:
+        if is_envelope(value) or (isinstance(value, dict) and isinstance(value.get("headers"), dict)):
+            keys = sorted(map(str, value))[:8]
+            warn(source, f"{span.id_type} {span.id}: its {what} is a provider envelope (keys {keys}) with no message "
+                         "the reader knows; no step from it", record=None)
+            return []
+        return [_Msg(default, raw if isinstance(raw, str) else text_of(value))]
+    for m in msgs:
+        m.role = _ROLES.get(m.role, m.role) or default
     return msgs
+
+
+def _open(value: Any, span: _Span, source: str, default: str, depth: int) -> list[_Msg] | None:
+    """Messages out of a decoded envelope, or None when ``value`` has none of the known shapes."""
+    if depth > 4:
+        return None
+    if isinstance(value, list):
+        out: list[_Msg] = []
+        for item in value:
+            if isinstance(item, list):  # LangChain: [[messages]] (a batch of one prompt), [[generations]]
+                got = _open(item, span, source, default, depth + 1)
+            elif isinstance(item, str):
+                got = [_Msg(default, item)]
+            elif isinstance(item, dict):
+                got = _open(item, span, source, default, depth + 1)
+                if got is None:
+                    got = [_Msg(default, text_of(item))]
+            else:
+                got = [_Msg(default, text_of(item))]
+            out.extend(got or [])
+        return out
+    if not isinstance(value, dict):
+        return None
+    v = value
+    if isinstance(v.get("lc"), int) and isinstance(v.get("kwargs"), dict):  # a serialised LangChain object
+        kind = v.get("id")[-1] if isinstance(v.get("id"), list) and v["id"] else ""
+        kw = dict(v["kwargs"])
+        kw.setdefault("type", kind)
+        return _open(kw, span, source, default, depth + 1)
+    if isinstance(v.get("choices"), list):  # chat.completion / completion
+        out = []
+        for ch in v["choices"]:
+            if isinstance(ch, dict) and isinstance(ch.get("message"), dict):
+                out.append(_one(ch["message"], span, source, "assistant"))
+            elif isinstance(ch, dict) and isinstance(ch.get("text"), str):
+                out.append(_Msg("assistant", ch["text"]))
+        return out[:1]  # the first choice is the one the agent went on with
+    if isinstance(v.get("candidates"), list):  # Gemini GenerateContentResponse
+        for cand in v["candidates"]:
+            if isinstance(cand, dict) and isinstance(cand.get("content"), dict):
+                return [_gemini(cand["content"], "assistant")]
+        return []
+    if isinstance(v.get("generations"), list):  # LangChain LLMResult
+        gens = [g for batch in v["generations"] for g in (batch if isinstance(batch, list) else [batch])]
+        for g in gens:
+            if isinstance(g, dict) and isinstance(g.get("message"), dict):
+                return _open(g["message"], span, source, "assistant", depth + 1)
+            if isinstance(g, dict) and isinstance(g.get("text"), str):
+                return [_Msg("assistant", g["text"])]
+        return []
+    if v.get("object") == "response" or (isinstance(v.get("output"), list) and not ({"role", "content"} & set(v))):
+        return _responses_items(v.get("output") or [], span, source)  # Responses API object
+    if isinstance(v.get("contents"), list):  # Gemini request
+        return [_gemini(c, "user") if isinstance(c, dict) else _Msg("user", text_of(c)) for c in v["contents"]]
+    if "messages" in v and isinstance(v["messages"], list):  # a chat request
+        return _open(v["messages"], span, source, default, depth + 1)
+    if "input" in v and not ({"role", "content"} & set(v)) and isinstance(v["input"], (list, str)):  # Responses request
+        items = v["input"]
+        return [_Msg("user", items)] if isinstance(items, str) else _responses_items(items, span, source)
+    if "role" in v or "parts" in v or "tool_calls" in v or ("content" in v and v.get("type") in _LC_ROLES) \
+            or v.get("type") in ("function_call", "function_call_output", "message"):
+        return [_one(v, span, source, default)]
+    for key in ("json_data", "json", "body", "data", "request", "kwargs"):  # request wrappers (HTTP clients)
+        if isinstance(v.get(key), dict):
+            got = _open(v[key], span, source, default, depth + 1)
+            if got:
+                return got
+    if set(v) <= {"content", "text", "name"} and isinstance(v.get("content", v.get("text")), (str, list)):
+        return [_chat_message({"content": v.get("content", v.get("text"))}, default, span, source)]
+    return None
+
+
+def _one(m: dict[str, Any], span: _Span, source: str, default: str) -> _Msg:
+    """One message: OpenAI/Anthropic chat, GenAI parts, Gemini content, LangChain dict, Responses item."""
+    kind = m.get("type")
+    if kind in ("function_call", "function_call_output", "message", "reasoning"):
+        return _responses_items([m], span, source)[0] if kind != "reasoning" else _Msg("assistant", "")
+    if isinstance(m.get("parts"), list) and m["parts"] and not all(
+            isinstance(p, dict) and isinstance(p.get("type"), str) for p in m["parts"]):
+        return _gemini(m, default)
+    if kind in _LC_ROLES and "role" not in m:  # LangChain message dict: tool_calls are {name, args, id}
+        msg = _chat_message({k: val for k, val in m.items() if k != "tool_calls"}, _LC_ROLES[kind], span, source)
+        for call in m.get("tool_calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("name"), str):
+                msg.calls.append((_cid(call.get("id")), call["name"], call.get("args", call.get("arguments"))))
+        msg.call_id = msg.call_id or _cid(m.get("tool_call_id"))
+        return msg
+    m = dict(m)
+    m["role"] = _ROLES.get(str(m.get("role") or ""), str(m.get("role") or "")) or default
+    return _parts_message(m, span, source)
+
+
+def _gemini(content: dict[str, Any], default: str) -> _Msg:
+    """A Gemini ``Content``: ``{role, parts: [{text} | {functionCall} | {functionResponse} ...]}``
+    (camelCase from the REST API, snake_case from the Python SDK's ``model_dump``)."""
+    role = _ROLES.get(str(content.get("role") or ""), str(content.get("role") or "")) or default
+    texts, calls, call_id, name = [], [], None, None
+    for part in content.get("parts") or []:
+        if not isinstance(part, dict):
+            texts.append(text_of(part))
+            continue
+        fc = part.get("functionCall", part.get("function_call"))
+        fr = part.get("functionResponse", part.get("function_response"))
+        if isinstance(fc, dict):
+            calls.append((fc.get("id"), str(fc.get("name", "")), fc.get("args")))
+        elif isinstance(fr, dict):
+            role, call_id, name = "tool", fr.get("id"), fr.get("name")
+            texts.append(text_of(fr.get("response")))
+        elif isinstance(part.get("text"), str) and not part.get("thought"):
+            texts.append(part["text"])
+        elif part.get("thought"):
+            continue  # the model's thought summary: not its words to the world
+        else:
+            texts.append(f"<{next(iter(part), 'part')}>")
+    return _Msg(role, "\n".join(x for x in texts if x), calls, call_id, name)
+
+
+def _responses_items(items: list[Any], span: _Span, source: str) -> list[_Msg]:
+    """Responses API items (``output`` of a response, ``input`` of a request): messages,
+    ``function_call`` (merged into the assistant message before it), ``function_call_output``
+    (a tool message); reasoning items carry no words to the world and are left out."""
+    out: list[_Msg] = []
+    for it in items:
+        if isinstance(it, str):
+            out.append(_Msg("user", it))
+            continue
+        if not isinstance(it, dict):
+            continue
+        kind = it.get("type", "message" if "role" in it else None)
+        if kind == "message":
+            m = dict(it)
+            m["role"] = str(m.get("role") or "assistant")
+            out.append(_chat_message(m, m["role"], span, source))
+        elif kind in ("function_call", "custom_tool_call"):
+            call = (it.get("call_id") or it.get("id"), str(it.get("name", "")), it.get("arguments", it.get("input")))
+            if out and out[-1].role == "assistant" and not out[-1].call_id:
+                out[-1].calls.append((_cid(call[0]), call[1], call[2]))
+            else:
+                out.append(_Msg("assistant", "", [call]))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            out.append(_Msg("tool", text_of(decode(it.get("output"))) if not isinstance(it.get("output"), str)
+                            else it["output"], [], it.get("call_id")))
+    return out
+
+
+def input_text(value: Any, span: _Span, source: str) -> str | None:
+    """The task in a stored input: the user messages an envelope holds, else the value as text."""
+    if value is _MISSING or value is None:
+        return None
+    msgs = envelope_messages(value, span, source, "input")
+    users = [m.content() for m in msgs or [] if m.role in ("user", "human") and m.content().strip()]
+    if users:
+        return "\n".join(users)
+    decoded = decode(value)
+    if msgs == [] or is_envelope(decoded):
+        return None
+    return value if isinstance(value, str) else text_of(value)
 
 
 def _llm_messages(span: _Span, source: str) -> tuple[list[_Msg], list[_Msg] | None]:
@@ -284,20 +487,14 @@ def _llm_messages(span: _Span, source: str) -> tuple[list[_Msg], list[_Msg] | No
         ins = _message_list(a["gen_ai.input.messages"], span, source, "gen_ai.input.messages")
     ins = ins if ins is not None else ev_in if ev_in is not None else _legacy_messages(a, "gen_ai.prompt")
     if ins is None:
-        ins = _langfuse_messages(span.input, span, source, "input")
+        ins = envelope_messages(span.input, span, source, "input")
     outs = _oi_messages(a, "llm.output_messages", span, source)
     if outs is None and "gen_ai.output.messages" in a:
         outs = _message_list(a["gen_ai.output.messages"], span, source, "gen_ai.output.messages")
     outs = outs if outs is not None else ev_out if ev_out is not None else _legacy_messages(a, "gen_ai.completion")
     if outs is None:
-        outs = _langfuse_messages(span.output, span, source, "output")
-    if outs is None and isinstance(a.get("output.value"), str) and a.get("openinference.span.kind") == "LLM":
-        raw = a["output.value"]
-        try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError):
-            doc = None
-        outs = (_langfuse_messages(doc, span, source, "output") if isinstance(doc, dict) and "choices" in doc
-                else [_Msg("assistant", raw)])
+        outs = envelope_messages(span.output, span, source, "output")
+    if outs is None and a.get("output.value") is not None and a.get("openinference.span.kind") == "LLM":
+        outs = envelope_messages(a["output.value"], span, source, "output")
     return ins or [], outs
 

@@ -7,7 +7,7 @@ import json
 
 from attribution.parse.chat import build_run
 from attribution.parse.common import text_of, warn
-from attribution.parse.otel.messages import _cid, _group, _llm_messages, _message_list
+from attribution.parse.otel.messages import _cid, _group, _llm_messages, _message_list, decode, input_text
 from attribution.parse.otel.spans import _MISSING, Collector, _Span, _err
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
@@ -85,7 +85,8 @@ def _tool_output(span: _Span) -> str | None:
         if a.get(key) is not None:
             return text_of(a[key])
     if span.output is not _MISSING and span.output is not None:
-        return text_of(span.output)
+        out = decode(span.output) if isinstance(span.output, str) else span.output
+        return out if isinstance(out, str) else span.output if isinstance(span.output, str) else text_of(out)
     docs = _group(a, "retrieval.documents")
     if docs:
         return "\n".join(text_of(d.get("document.content", "")) for d in docs.values())
@@ -102,9 +103,7 @@ def _input_text(span: _Span, source: str) -> str | None:
         v = span.attrs.get(key)
         if v is not None:
             return text_of(v)
-    if span.input is not _MISSING and span.input is not None:
-        return text_of(span.input)
-    return None
+    return input_text(span.input, span, source)
 
 
 # -- one trace to one run -------------------------------------------------------------------------
@@ -331,7 +330,7 @@ def trace_run(trace: str, spans: list[_Span], source: str, c: Collector, stem: s
     first_action = next(i for i, it in enumerate(items) if it.kind == ACTION)
     if not any(it.kind == OBSERVATION and it.role in ("user", "human") for it in items[:first_action]):
         task = c.roots_input.get(trace)
-        task = text_of(task) if task is not None else _input_text(root, source)
+        task = input_text(task, root, source) if task is not None else _input_text(root, source)
         if task and task.strip():
             items.insert(0, _Item((-1,), "user", "user", OBSERVATION, task, root))
 
