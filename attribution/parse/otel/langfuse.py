@@ -90,7 +90,10 @@ def collect_observation(c: Collector, ob: Any, ptr: str, line: int | None, trace
     kind = ob.get("type")
     if not isinstance(kind, str):
         raise _err(c.source, rec, "an observation 'type' (GENERATION, SPAN, AGENT, TOOL, ...)", repr(kind))
-    attrs = _metadata_attributes(ob.get("metadata"))
+    meta = ob.get("metadata")
+    attrs = _metadata_attributes(meta)
+    if isinstance(meta, dict) and isinstance(meta.get("langgraph_node"), str):  # Langfuse's LangChain callback
+        attrs.setdefault("metadata", meta)
     start = _ns(ob.get("startTime"))
     c.add(_Span(
         id=oid, parent=_id(ob.get("parentObservationId"), c.source, rec, "parent span id", required=False),

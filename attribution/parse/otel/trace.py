@@ -127,8 +127,13 @@ def trace_run(trace: str, spans: list[_Span], source: str, c: Collector, stem: s
     by_id: dict[str, _Span] = {}
     for s in spans:
         if s.id in by_id:
-            warn(source, f"span id {s.id} appears twice; keeping the first", record=label)
-            continue
+            first = by_id[s.id]
+            if _same_span(first, s):  # the same span exported twice (a retried export): read once
+                warn(source, f"span id {s.id} appears twice with the same content; read once", record=label)
+                continue
+            # two different spans under one id: parent links and steps would go to the wrong span
+            raise _err(source, s.record(), f"span ids unique within the trace (span {s.id} is also {first.record()})",
+                       f"a second, different span {s.name!r} with that id")
         by_id[s.id] = s
     spans = list(by_id.values())
     parent: dict[str, _Span | None] = {}
@@ -323,8 +328,12 @@ def trace_run(trace: str, spans: list[_Span], source: str, c: Collector, stem: s
             # a collector file also holds the app's other traces (HTTP, database): say so, go on
             warn(source, f"{label} has no LLM, agent or tool span; skipped")
             return None
-        raise _err(source, label, "at least one LLM call with an output (nothing to score)",
-                   f"{len(spans)} span(s), no LLM output")
+        llm = [x.id for x in spans if kinds[x.id] == "llm"]
+        got = (f"{len(spans)} span(s), {len(llm)} LLM span(s) (e.g. {llm[0]}) with no output text in "
+               f"{_LOOKED}" if llm else f"{len(spans)} span(s), no LLM output (no span is an LLM call: "
+               f"openinference.span.kind LLM, gen_ai.operation.name chat/text_completion/generate_content, "
+               f"a Langfuse GENERATION)")
+        raise _err(source, label, "at least one LLM call with an output (nothing to score)", got)
 
     items.sort(key=lambda it: it.key)
     first_action = next(i for i, it in enumerate(items) if it.kind == ACTION)
@@ -396,6 +405,17 @@ def trace_run(trace: str, spans: list[_Span], source: str, c: Collector, stem: s
         meta={"tool_calls": links, "trace_id": trace or None, "spans": len(spans),
               "delegations": [{"step": j, "to": a, "span": sid} for j, a, sid in delegations]},
     )
+
+
+#: Where an LLM span's output text is looked for, for the error when none has any.
+_LOOKED = ("llm.output_messages, gen_ai.output.messages, gen_ai.choice / gen_ai.content.completion events, "
+           "gen_ai.completion.N, output.value of an LLM span, or a stored output")
+
+
+def _same_span(a: _Span, b: _Span) -> bool:
+    """Whether two records of one span id are the same span (a duplicate export), not two spans."""
+    return (a.name, a.parent, a.start, a.end, a.attrs, a.events, a.input, a.output) == \
+        (b.name, b.parent, b.start, b.end, b.attrs, b.events, b.input, b.output)
 
 
 def _handoff_tool(tool: str, agent: str) -> bool:
