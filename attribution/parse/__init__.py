@@ -276,10 +276,12 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
             try:
                 values.append(parse_json(line, f"{path}, line {n}"))
             except json.JSONDecodeError as err:
+                got = f"{err.msg} at line {n}, column {err.colno}"
+                if path.suffix == ".jsonl":
+                    raise InputError(path, "one JSON value per line (JSONL)", got=got) from err
                 stream = _json_stream(text, path)
                 if stream is not None:  # pretty-printed values one after another (an OTel console dump)
                     return stream
-                got = f"{err.msg} at line {n}, column {err.colno}"
                 raise InputError(path, "one JSON value per line (JSONL), or JSON objects one after another "
                                        "(as the OpenTelemetry SDK's console exporter prints spans)", got=got) from err
             lines.append(n)
