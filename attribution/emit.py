@@ -171,9 +171,7 @@ def _keyed(diag: Diagnosis, id_types: Sequence[str], kind: str, need_trace: bool
 def _check_otel_ids(source: Any, run_id: str, step: int, span: Any, trace: Any, kind: str) -> None:
     """Refuse a span (or, when given, trace) id that cannot be written as OpenTelemetry's hex."""
     for value, what in ((span, "span"), (trace, "trace")):
-        if value is None or (what == "trace" and trace is None):
-            continue
-        if otel_id(value, what) is None:
+        if value is not None and otel_id(value, what) is None:
             n = _ID_LEN[what]
             raise InputError(source, f"{what} ids of {n} hex digits (optionally 0x-prefixed) for --emit {kind}",
                              step=step, got=f"{value!r} in run {run_id}; use --emit jsonl")

@@ -204,3 +204,24 @@ def test_otel_id_normalises():
     assert otel_id(" 5B8EFFF798038103D269B633813FC60C ", "trace") == "5b8efff798038103d269b633813fc60c"
     assert otel_id("a1b2c3d4e5f60718", "trace") == "0000000000000000a1b2c3d4e5f60718"  # Jaeger's 64-bit trace ids
     assert otel_id("g1") is None and otel_id(None) is None and otel_id(7) is None
+
+
+def test_cli_diagnoses_sdk_console_dump_and_trail_with_every_emit(tiny_pair, tmp_path):
+    """Done-when of issues 18/20: an SDK console dump and a TRAIL export diagnose, and every --emit payload
+    carries ids Phoenix, Langfuse and OTLP accept (lower-case hex, 16 / 32 characters), found in the file."""
+    for log in (FIXTURES / "otel" / "sdk_console_dump.txt", FIXTURES / "otel" / "trail_gaia.json"):
+        text = log.read_text().lower()
+        outs = {k: tmp_path / f"{log.stem}.{k}.json" for k in ("phoenix", "langfuse", "otel", "jsonl")}
+        args = ["diagnose", str(log), "--policy", str(tiny_pair[0]), "--reference", str(tiny_pair[1]), "-q",
+                *[a for k, p in outs.items() for a in ("--emit", f"{k}:{p}")]]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        spans = [a["span_id"] for a in json.loads(outs["phoenix"].read_text())["data"]]
+        scores = json.loads(outs["langfuse"].read_text())
+        records = json.loads(outs["otel"].read_text())["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        spans += [s["observationId"] for s in scores if "observationId" in s] + [r["spanId"] for r in records]
+        traces = {s["traceId"] for s in scores} | {r["traceId"] for r in records}
+        assert spans and all(len(x) == 16 and int(x, 16) and x in text for x in spans)
+        assert len(traces) == 1 and all(len(x) == 32 and x in text for x in traces)
+        for r in map(json.loads, outs["jsonl"].read_text().splitlines()):
+            assert r["source_id"] in log.read_text()  # verbatim, as the source wrote it

@@ -308,6 +308,8 @@ def envelope_messages(value: Any, span: _Span, source: str, what: str) -> list[_
     raw, value = value, decode(value)
     if isinstance(value, str):
         return [_Msg(default, value)]
+    if isinstance(raw, str) and isinstance(value, list) and not any(isinstance(x, (dict, list)) for x in value):
+        return [_Msg(default, raw)]  # text that happens to parse as a JSON list of scalars: the text as written
     msgs = _open(value, span, source, default, depth=0)
     if msgs is None:
         if is_envelope(value) or (isinstance(value, dict) and isinstance(value.get("headers"), dict)):
