@@ -248,14 +248,15 @@ def _check_unique_ids(runs: Sequence[Run], source: str) -> None:
 
 
 def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
-    """Load a JSON or JSONL file.
+    """Load a JSON or JSONL file; a file (not ``.jsonl``) of JSON objects one after another, each over
+    several lines (the OpenTelemetry SDK's console exporter), is read as JSONL is.
 
     Returns
     -------
     value : Any
         The JSON value; for JSONL, the list of the lines' values.
     lines : list of int or None
-        For JSONL, the 1-based line number of each value; None for JSON.
+        For JSONL (and a stream of objects), the 1-based (first) line of each value; None for JSON.
     """
     path = Path(path)
     try:

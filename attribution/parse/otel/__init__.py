@@ -70,9 +70,10 @@ action. Steps are in causal order: by start time (a tool result by end time), ti
 order. Origins keep the span id (``id_type="span"``; Langfuse: the observation id,
 ``"observation"``), trace id, JSON pointer, JSONL line and start time.
 
-A trace with no LLM output is an error naming the trace and where the text was looked for, except in a file of several traces,
-where one with no LLM, agent or tool span at all (the app's HTTP or database traces in a collector
-file) is skipped with a warning. OTel traces carry no labels: ``mistake_step``/``success`` stay
+A trace with no LLM output is an error naming the trace and where the text was looked for,
+except in a file of several traces, where one with no LLM, agent or tool span at all (the app's
+HTTP or database traces in a collector file) is skipped with a warning. Two different spans under
+one span id are an error naming both; the same span exported twice is read once, with a warning. OTel traces carry no labels: ``mistake_step``/``success`` stay
 None; ``run.meta`` keeps ``tool_calls``, ``trace_id``, ``spans`` (how many) and ``delegations``
 (step, sub-agent, span id).
 
@@ -80,7 +81,9 @@ Sources: the OTLP/JSON encoding and ``trace.proto``; the OpenInference semantic 
 (``spec/semantic_conventions.md``, messages and tool-calling pages); the OTel GenAI semantic
 conventions (``gen-ai-spans.md``, ``gen-ai-agent-spans.md``, ``gen-ai-input-messages.json``,
 ``gen-ai-output-messages.json``; the event-based form of v1.36 and before); Phoenix's REST span
-model; Langfuse's public API (``TraceWithFullDetails``, ``Observation``); Jaeger's JSON.
+model; Langfuse's public API (``TraceWithFullDetails``, ``Observation``); Jaeger's JSON; the
+OpenAI chat.completion and Responses API objects, Gemini's ``GenerateContentResponse``, LangChain's
+message serialisation; opentelemetry-python's ``ReadableSpan.to_json``; the TRAIL dataset card.
 """
 
 from __future__ import annotations
