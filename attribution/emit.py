@@ -26,16 +26,27 @@ kind        what PATH holds
             ``gen_ai.evaluation.score.label`` and ``gen_ai.evaluation.explanation``.
 ==========  =====================================================================================
 
-``phoenix`` and ``otel`` need OpenTelemetry span ids (``id_type="span"``); ``langfuse`` needs a
-trace id and a span or Langfuse observation id. Ids of other kinds (message ids, event ids, the
-OpenAI Agents SDK's own ``span_...`` ids) key ``jsonl`` only. A run whose steps carry none is an error naming the run and its format; a scored step
-without one is skipped with a warning.
+``phoenix`` and ``otel`` need OpenTelemetry span ids (``id_type="span"``, or a Langfuse observation
+id of OpenTelemetry's shape: the OTel-based Langfuse SDKs' ids); ``langfuse`` needs a trace id and
+a span or Langfuse observation id. Ids of other kinds (message ids, event ids, the OpenAI Agents
+SDK's own ``span_...`` ids) key ``jsonl`` only. A run whose steps carry none is an error naming
+the run and its format; a scored step without one is skipped with a warning.
+
+Ids go out in the form each target stores (:func:`otel_id`): OpenTelemetry ids as lower-case hex
+without ``0x`` (the Python SDK's ``to_json()`` and console exporter print ``0x…``), 16 characters
+for a span id and 32 for a trace id (shorter hex, as Jaeger's 64-bit trace ids, is left-padded
+with zeros). ``phoenix`` and ``otel`` refuse, before scoring, a span or trace id that cannot be
+so written (not hex, too long, all zeros), naming the run, the step and the id; ``langfuse``
+writes OpenTelemetry-shaped ids so and keeps its own ids (UUIDs) as they are. ``jsonl`` keeps
+every id verbatim, as the source wrote it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -45,12 +56,56 @@ from attribution.io import atomic_write_text
 from attribution.types import Diagnosis
 
 __all__ = ["EMITTERS", "ANNOTATION_NAME", "parse_emit", "emit", "check_ids", "jsonl_records", "phoenix_payload",
-           "langfuse_payload", "otel_payload"]
+           "langfuse_payload", "otel_payload", "otel_id"]
 
 #: The name every payload gives the step score.
 ANNOTATION_NAME = "progress_advantage"
 _SPAN_IDS = ("span",)
 _OBSERVATION_IDS = ("span", "observation")
+_HEX = re.compile(r"[0-9a-f]+")
+_ID_LEN = {"span": 16, "trace": 32}
+
+
+def otel_id(value: Any, what: str = "span") -> str | None:
+    """An OpenTelemetry id in the form stores keep it: lower-case hex without ``0x``, 16 characters
+    for a ``"span"`` id and 32 for a ``"trace"`` id (shorter hex left-padded with zeros); None when
+    ``value`` cannot be one (not a string, not hex, too long, all zeros).
+
+    Examples
+    --------
+    >>> otel_id("0xD40C68878CDE436B"), otel_id("f1"), otel_id("0x5b8e", "trace")
+    ('d40c68878cde436b', '00000000000000f1', '00000000000000000000000000005b8e')
+    >>> otel_id("span_abc"), otel_id("0" * 16), otel_id("a" * 17)
+    (None, None, None)
+    """
+    if not isinstance(value, str):
+        return None
+    s = value.strip().lower()
+    s = s[2:] if s.startswith("0x") else s
+    n = _ID_LEN[what]
+    if not s or len(s) > n or not _HEX.fullmatch(s) or not s.strip("0"):
+        return None
+    return s.rjust(n, "0")
+
+
+def _otel_shaped(value: Any, what: str) -> bool:
+    """Whether a store's own id already has OpenTelemetry's shape: ``0x`` hex, or hex of exactly the length."""
+    if not isinstance(value, str) or otel_id(value, what) is None:
+        return False
+    s = value.strip()
+    return s.lower().startswith("0x") or len(s) == _ID_LEN[what]
+
+
+def _span_key_id(origin_id: Any, id_type: Any) -> str | None:
+    """The OTel span id a step's origin gives Phoenix / OTLP: a span id, or a Langfuse observation id
+    of OTel's shape; None when the origin has neither."""
+    if id_type == "span" or (id_type == "observation" and _otel_shaped(origin_id, "span")):
+        return otel_id(origin_id, "span")
+    return None
+
+
+def _keeps_span_id(origin_id: Any, id_type: Any) -> bool:
+    return bool(origin_id) and (id_type == "span" or (id_type == "observation" and _otel_shaped(origin_id, "span")))
 
 
 def _rows(diag: Diagnosis) -> list[dict[str, Any]]:
@@ -91,7 +146,16 @@ def _explanation(row: dict[str, Any], diag: Diagnosis) -> str:
 def _keyed(diag: Diagnosis, id_types: Sequence[str], kind: str, need_trace: bool = False) -> list[dict[str, Any]]:
     """Scored rows whose step carries an id of ``id_types`` (and a trace id when needed)."""
     rows = [r for r in _rows(diag) if r["score"] is not None]
-    keyed = [r for r in rows if r["source_id"] and r["id_type"] in id_types and (r["trace_id"] or not need_trace)]
+    if id_types == _SPAN_IDS:
+        keyed = [r for r in rows if _keeps_span_id(r["source_id"], r["id_type"]) and (r["trace_id"] or not need_trace)]
+        for r in keyed:
+            _check_otel_ids(diag.source or diag.run_id, diag.run_id, r["step"], r["source_id"],
+                            r["trace_id"] if need_trace else None, kind)
+    else:
+        keyed = [r for r in rows if r["source_id"] and r["id_type"] in id_types and (r["trace_id"] or not need_trace)]
+        for r in keyed:
+            _langfuse_id(diag.source or diag.run_id, diag.run_id, r["step"], r["source_id"], "span")
+            _langfuse_id(diag.source or diag.run_id, diag.run_id, r["step"], r["trace_id"], "trace")
     if rows and not keyed:
         fmt = f" ({diag.format} format)" if diag.format else ""
         need = " and trace" if need_trace else ""
@@ -102,6 +166,26 @@ def _keyed(diag: Diagnosis, id_types: Sequence[str], kind: str, need_trace: bool
             warnings.warn(ParseWarning(f"{diag.source or diag.run_id}, run {diag.run_id}, step {r['step']}: "
                                        f"no {'/'.join(id_types)} id; left out of the {kind} payload"))
     return keyed
+
+
+def _check_otel_ids(source: Any, run_id: str, step: int, span: Any, trace: Any, kind: str) -> None:
+    """Refuse a span (or, when given, trace) id that cannot be written as OpenTelemetry's hex."""
+    for value, what in ((span, "span"), (trace, "trace")):
+        if value is not None and otel_id(value, what) is None:
+            n = _ID_LEN[what]
+            raise InputError(source, f"{what} ids of {n} hex digits (optionally 0x-prefixed) for --emit {kind}",
+                             step=step, got=f"{value!r} in run {run_id}; use --emit jsonl")
+
+
+def _langfuse_id(source: Any, run_id: str, step: int, value: Any, what: str) -> str:
+    """A Langfuse id as Langfuse stores it: OpenTelemetry-shaped ids (``0x…`` or hex of the length)
+    as lower-case hex, Langfuse's own ids (UUIDs...) verbatim; a ``0x`` id that is not hex is refused."""
+    if _otel_shaped(value, what):
+        return otel_id(value, what)  # type: ignore[return-value]
+    if isinstance(value, str) and value.strip().lower().startswith("0x"):
+        raise InputError(source, f"a {what} id that is hex after its 0x for --emit langfuse", step=step,
+                         got=f"{value!r} in run {run_id}")
+    return value
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -123,13 +207,14 @@ def phoenix_payload(diags: Sequence[Diagnosis]) -> dict[str, Any]:
     for d in diags:
         for r in _keyed(d, _SPAN_IDS, "phoenix"):
             data.append({
-                "span_id": r["source_id"],
+                "span_id": otel_id(r["source_id"], "span"),
                 "name": ANNOTATION_NAME,
                 "annotator_kind": "CODE",
                 "result": {"label": _label(r), "score": r["score"], "explanation": _explanation(r, d)},
                 "identifier": f"attribution:{d.run_id}:{r['step']}",
                 "metadata": {"run_id": d.run_id, "step": r["step"], "agent": r["agent"], "rank": r["rank"],
-                             "trace_id": r["trace_id"], "culprit_step": d.culprit_step, "culprit_agent": d.culprit_agent},
+                             "trace_id": otel_id(r["trace_id"], "trace") or r["trace_id"],
+                             "culprit_step": d.culprit_step, "culprit_agent": d.culprit_agent},
             })
     return {"data": data}
 
@@ -140,13 +225,14 @@ def langfuse_payload(diags: Sequence[Diagnosis]) -> list[dict[str, Any]]:
     for d in diags:
         rows = _keyed(d, _OBSERVATION_IDS, "langfuse", need_trace=True)
         for r in rows:
-            base = {"traceId": r["trace_id"], "observationId": r["source_id"]}
+            base = {"traceId": _langfuse_id(d.source, d.run_id, r["step"], r["trace_id"], "trace"),
+                    "observationId": _langfuse_id(d.source, d.run_id, r["step"], r["source_id"], "span")}
             out.append({**base, "id": _stable_id(d.run_id, r["step"], ANNOTATION_NAME), "name": ANNOTATION_NAME,
                         "value": r["score"], "dataType": "NUMERIC", "comment": _explanation(r, d),
                         "metadata": {"run_id": d.run_id, "step": r["step"], "agent": r["agent"], "rank": r["rank"]}})
             out.append({**base, "id": _stable_id(d.run_id, r["step"], "culprit"), "name": "culprit",
                         "value": _label(r), "dataType": "CATEGORICAL"})
-        traces = {r["trace_id"] for r in rows}
+        traces = {_langfuse_id(d.source, d.run_id, r["step"], r["trace_id"], "trace") for r in rows}
         for trace in sorted(traces):
             out.append({"traceId": trace, "id": _stable_id(d.run_id, trace, "culprit_agent"), "name": "culprit_agent",
                         "value": d.culprit_agent, "dataType": "CATEGORICAL",
@@ -171,17 +257,19 @@ def otel_payload(diags: Sequence[Diagnosis]) -> dict[str, Any]:
     from attribution import __version__
 
     records = []
+    now = str(time.time_ns())
     for d in diags:
         for r in _keyed(d, _SPAN_IDS, "otel", need_trace=True):
             records.append({
+                "timeUnixNano": now,
+                "observedTimeUnixNano": now,
                 "eventName": "gen_ai.evaluation.result",
-                "traceId": r["trace_id"],
-                "spanId": r["source_id"],
+                "traceId": otel_id(r["trace_id"], "trace"),
+                "spanId": otel_id(r["source_id"], "span"),
                 "severityNumber": 9,
                 "severityText": "INFO",
                 "body": {"stringValue": _explanation(r, d)},
                 "attributes": [
-                    _attr("event.name", "gen_ai.evaluation.result"),
                     _attr("gen_ai.evaluation.name", ANNOTATION_NAME),
                     _attr("gen_ai.evaluation.score.value", float(r["score"])),
                     _attr("gen_ai.evaluation.score.label", _label(r)),
@@ -222,22 +310,33 @@ _NEEDS: dict[str, tuple[tuple[str, ...], bool]] = {
 
 
 def check_ids(runs: Sequence[Any], kind: str) -> None:
-    """Refuse, before any scoring, to emit ``kind`` for a run whose action steps carry no usable id.
+    """Refuse, before any scoring, to emit ``kind`` for a run whose action steps carry no usable id,
+    or (``phoenix``, ``otel``, ``langfuse``) one whose ids cannot be written in the target's form.
 
     Raises
     ------
     InputError
-        Naming the run, its format and the ids the kind needs.
+        Naming the run, its format and the ids the kind needs; or the run, the step and the id.
     """
     id_types, need_trace = _NEEDS[kind]
     if not id_types:
         return
     for run in runs:
-        ok = any(s.origin.id and s.origin.id_type in id_types and (s.origin.trace_id or not need_trace)
-                 for s in run.steps if s.is_action)
-        if not ok:
+        source = run.source or run.run_id
+        if id_types == _SPAN_IDS:
+            usable = [s for s in run.steps if s.is_action and _keeps_span_id(s.origin.id, s.origin.id_type)
+                      and (s.origin.trace_id or not need_trace)]
+            for s in usable:
+                _check_otel_ids(source, run.run_id, s.index, s.origin.id, s.origin.trace_id if need_trace else None, kind)
+        else:
+            usable = [s for s in run.steps if s.is_action and s.origin.id and s.origin.id_type in id_types
+                      and (s.origin.trace_id or not need_trace)]
+            for s in usable:
+                _langfuse_id(source, run.run_id, s.index, s.origin.id, "span")
+                _langfuse_id(source, run.run_id, s.index, s.origin.trace_id, "trace")
+        if not usable:
             need = " and trace" if need_trace else ""
-            raise InputError(run.source or run.run_id, f"action steps with {'/'.join(id_types)}{need} ids for --emit {kind}",
+            raise InputError(source, f"action steps with {'/'.join(id_types)}{need} ids for --emit {kind}",
                              got=f"none in run {run.run_id} ({run.format or 'unknown'} format); use --emit jsonl")
 
 

@@ -117,3 +117,111 @@ def test_cli_emits_every_requested_kind_before_scoring_errors(tiny_pair, tmp_pat
     res = CliRunner().invoke(main, [*args, "--emit", f"otel:{tmp_path / 'o.json'}"])
     assert res.exit_code == 2 and "span and trace ids for --emit otel" in res.output
     assert not (tmp_path / "o.json").exists()
+
+
+# -- ids on the way out (issues 18 and 20) ---------------------------------------------------------
+
+
+def test_sdk_console_dump_ids_go_out_in_each_targets_form(tmp_path):
+    """The SDK prints ids as 0x...: Phoenix, Langfuse and OTLP get lower-case hex, 16 / 32 characters."""
+    runs = _runs(FIXTURES / "otel" / "sdk_console_dump.txt")
+    diags = [fake_diagnosis(r) for r in runs]
+    for kind in ("phoenix", "langfuse", "otel"):
+        check_ids(runs, kind)
+    span_ids = [a["span_id"] for a in phoenix_payload(diags)["data"]]
+    scores = langfuse_payload(diags)
+    records = otel_payload(diags)["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    spans = span_ids + [s["observationId"] for s in scores if "observationId" in s] + [r["spanId"] for r in records]
+    traces = [s["traceId"] for s in scores] + [r["traceId"] for r in records]
+    assert spans and traces
+    assert all(len(x) == 16 and x == x.lower() and int(x, 16) and not x.startswith("0x") for x in spans)
+    assert set(traces) == {"f5865726842a6626f236647784a6ddcb"}
+    text = (FIXTURES / "otel" / "sdk_console_dump.txt").read_text()
+    assert all(f'"0x{x}"' in text for x in spans)  # the same ids, in the form the targets store
+    # jsonl keeps them verbatim
+    assert all(r["source_id"].startswith("0x") for r in jsonl_records(diags))
+
+
+def test_otlp_log_records_carry_times_and_no_duplicated_event_name():
+    runs = _runs(FIXTURES / "otel" / "genai_agents.json")
+    records = otel_payload([fake_diagnosis(r) for r in runs])["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    for r in records:
+        assert r["timeUnixNano"].isdigit() and r["observedTimeUnixNano"].isdigit() and int(r["timeUnixNano"]) > 1.7e18
+        assert r["eventName"] == "gen_ai.evaluation.result"
+        assert "event.name" not in {a["key"] for a in r["attributes"]}
+
+
+def test_langfuse_ids_of_otel_shape_go_to_phoenix_and_otel():
+    """The OTel-based Langfuse SDKs' observation ids are OTel span ids: phoenix and otel accept them."""
+    runs = _runs(FIXTURES / "otel" / "langfuse_otel_envelopes.json")
+    diags = [fake_diagnosis(r) for r in runs]
+    for kind in ("phoenix", "otel", "langfuse"):
+        check_ids(runs, kind)
+    assert {a["span_id"] for a in phoenix_payload(diags)["data"]} == {
+        s.origin.id for s in runs[0].steps if s.is_action}
+    # Langfuse's own ids (UUIDs, as its non-OTel SDKs write them) stay with langfuse, verbatim
+    run = _span_run("9f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b", "7d3e1c0a-2b4f-4e6d-9a8b-1c2d3e4f5a6b", id_type="observation")
+    with pytest.raises(InputError, match="expected action steps with span and trace ids for --emit otel"):
+        check_ids([run], "otel")
+    check_ids([run], "langfuse")
+    scores = langfuse_payload([fake_diagnosis(run)])
+    assert {s.get("observationId") for s in scores} == {"9f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b", None}
+    assert {s["traceId"] for s in scores} == {"7d3e1c0a-2b4f-4e6d-9a8b-1c2d3e4f5a6b"}
+
+
+def _span_run(span_id, trace_id="5b8efff798038103d269b633813fc60c", id_type="span"):
+    from attribution.types import Origin, Run, Step
+
+    o = Origin(id=span_id, id_type=id_type, trace_id=trace_id)
+    steps = [Step(0, "user", "user", "observation", "task", origin=o), Step(1, "a", "assistant", "action", "answer", origin=o),
+             Step(2, "b", "assistant", "action", "other", origin=o)]
+    return Run(steps, "r1", source="t.json", format="otel")
+
+
+@pytest.mark.parametrize("span_id, trace_id, what", [
+    ("span-one", "5b8efff798038103d269b633813fc60c", "span"),
+    ("0xZZ", "5b8efff798038103d269b633813fc60c", "span"),
+    ("a" * 17, "5b8efff798038103d269b633813fc60c", "span"),
+    ("0" * 16, "5b8efff798038103d269b633813fc60c", "span"),
+    ("d40c68878cde436b", "trace-1", "trace"),
+])
+def test_ids_that_are_not_hex_are_refused_for_otel(span_id, trace_id, what):
+    run = _span_run(span_id, trace_id)
+    with pytest.raises(InputError, match=rf"t.json, step 1: expected {what} ids of \d+ hex digits .* for --emit otel; "
+                                         r"got .* in run r1; use --emit jsonl"):
+        check_ids([run], "otel")
+    with pytest.raises(InputError, match="for --emit otel"):
+        otel_payload([fake_diagnosis(run)])
+    if what == "span":
+        with pytest.raises(InputError, match="for --emit phoenix"):
+            check_ids([run], "phoenix")
+
+
+def test_otel_id_normalises():
+    from attribution.emit import otel_id
+
+    assert otel_id("0xD40C68878CDE436B") == "d40c68878cde436b"
+    assert otel_id(" 5B8EFFF798038103D269B633813FC60C ", "trace") == "5b8efff798038103d269b633813fc60c"
+    assert otel_id("a1b2c3d4e5f60718", "trace") == "0000000000000000a1b2c3d4e5f60718"  # Jaeger's 64-bit trace ids
+    assert otel_id("g1") is None and otel_id(None) is None and otel_id(7) is None
+
+
+def test_cli_diagnoses_sdk_console_dump_and_trail_with_every_emit(tiny_pair, tmp_path):
+    """Done-when of issues 18/20: an SDK console dump and a TRAIL export diagnose, and every --emit payload
+    carries ids Phoenix, Langfuse and OTLP accept (lower-case hex, 16 / 32 characters), found in the file."""
+    for log in (FIXTURES / "otel" / "sdk_console_dump.txt", FIXTURES / "otel" / "trail_gaia.json"):
+        text = log.read_text().lower()
+        outs = {k: tmp_path / f"{log.stem}.{k}.json" for k in ("phoenix", "langfuse", "otel", "jsonl")}
+        args = ["diagnose", str(log), "--policy", str(tiny_pair[0]), "--reference", str(tiny_pair[1]), "-q",
+                *[a for k, p in outs.items() for a in ("--emit", f"{k}:{p}")]]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        spans = [a["span_id"] for a in json.loads(outs["phoenix"].read_text())["data"]]
+        scores = json.loads(outs["langfuse"].read_text())
+        records = json.loads(outs["otel"].read_text())["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        spans += [s["observationId"] for s in scores if "observationId" in s] + [r["spanId"] for r in records]
+        traces = {s["traceId"] for s in scores} | {r["traceId"] for r in records}
+        assert spans and all(len(x) == 16 and int(x, 16) and x in text for x in spans)
+        assert len(traces) == 1 and all(len(x) == 32 and x in text for x in traces)
+        for r in map(json.loads, outs["jsonl"].read_text().splitlines()):
+            assert r["source_id"] in log.read_text()  # verbatim, as the source wrote it

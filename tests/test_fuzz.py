@@ -202,6 +202,35 @@ READER_CASES: dict[str, list[Case]] = {
 }
 
 
+def _otlp(*spans) -> str:
+    return _j({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": list(spans)}]}]})
+
+
+def _otel_llm(sid: str, text: str, start="1700000000000000000", trace="5b8efff798038103d269b633813fc60c") -> dict:
+    out = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
+    return {"traceId": trace, "spanId": sid, "name": "chat", "startTimeUnixNano": start,
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                           {"key": "gen_ai.output.messages", "value": {"stringValue": _j(out)}}]}
+
+
+READER_CASES["otel"] = [
+    Case("otel-span-id-shared", ("diagnose", "{tmp}/t.json"), "span ids unique within the trace",
+         {"t.json": _otlp(_otel_llm("aaaaaaaaaaaaaaaa", "one"), _otel_llm("aaaaaaaaaaaaaaaa", "two"))}),
+    Case("otel-start-time-words", ("diagnose", "{tmp}/t.json", "--format", "otel"), "'startTimeUnixNano' as nanoseconds",
+         {"t.json": _otlp(_otel_llm("aaaaaaaaaaaaaaaa", "one", start="yesterday"))}),
+    Case("otel-start-time-float", ("diagnose", "{tmp}/t.json"), "'startTimeUnixNano' as nanoseconds",
+         {"t.json": _otlp(_otel_llm("aaaaaaaaaaaaaaaa", "one", start=1.7e18))}),
+    Case("otel-llm-span-no-output", ("diagnose", "{tmp}/t.json"), "with no output text in llm.output_messages",
+         {"t.json": _otlp({**_otel_llm("aaaaaaaaaaaaaaaa", "x"), "attributes": [
+             {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]})}),
+    Case("otel-console-dump-broken", ("diagnose", "{tmp}/spans.txt"), "console exporter",
+         {"spans.txt": '{\n "name": "a",\n "context": {"span_id": "0x1"}\n}\n{\n "name": oops\n}\n'}),
+    Case("otel-trail-timestamp-words", ("diagnose", "{tmp}/t.json"), "'timestamp' as a time",
+         {"t.json": _j({"trace_id": "t1", "spans": [{"span_id": "s1", "span_name": "run", "timestamp": "soon",
+                                                      "span_attributes": {}, "child_spans": []}]})}),
+]
+
+
 # -- options -----------------------------------------------------------------------------------
 
 LOG = {"log.json": _j(GOOD_CHAT)}
@@ -420,6 +449,11 @@ OUTPUT_CASES: list[Case] = [
     Case("out-eval-cache-dir-file", ("eval", "--dataset", "{tmp}/runs.jsonl", "--cache-dir", "{tmp}/file", "--bootstrap", "0",
                                      "-q", *_PAIR), "is a file", {**_EVAL_DATA, "file": "x"}, names="--cache-dir"),
     Case("out-world-generate-file", ("world", "generate", "--out", "{tmp}/file"), "is a file", {"file": "x"}, names="--out"),
+    Case("out-emit-otel-ids-not-hex", ("diagnose", "{tmp}/t.json", *_PAIR, "--emit", "otel:{tmp}/o.json"), "hex digits",
+         {"t.json": _j([{"name": "chat", "context": {"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": k},
+                         "start_time": f"2025-01-01T00:00:0{n}Z",
+                         "attributes": {"openinference.span.kind": "LLM", "output.value": f"answer {n}"}}
+                        for n, k in enumerate(("span-1", "span-2"))])}),
     Case("out-world-results-out-folder", ("world", "results", "--data", "{tmp}", "--out", "{tmp}", "--png", "{tmp}/r.png",
                                           "--example", "{tmp}/e.json"), "is a directory", names="--out"),
 ]

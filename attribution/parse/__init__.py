@@ -248,14 +248,15 @@ def _check_unique_ids(runs: Sequence[Run], source: str) -> None:
 
 
 def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
-    """Load a JSON or JSONL file.
+    """Load a JSON or JSONL file; a file (not ``.jsonl``) of JSON objects one after another, each over
+    several lines (the OpenTelemetry SDK's console exporter), is read as JSONL is.
 
     Returns
     -------
     value : Any
         The JSON value; for JSONL, the list of the lines' values.
     lines : list of int or None
-        For JSONL, the 1-based line number of each value; None for JSON.
+        For JSONL (and a stream of objects), the 1-based (first) line of each value; None for JSON.
     """
     path = Path(path)
     try:
@@ -277,9 +278,40 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
                 values.append(parse_json(line, f"{path}, line {n}"))
             except json.JSONDecodeError as err:
                 got = f"{err.msg} at line {n}, column {err.colno}"
-                raise InputError(path, "one JSON value per line (JSONL)", got=got) from err
+                if path.suffix == ".jsonl":
+                    raise InputError(path, "one JSON value per line (JSONL)", got=got) from err
+                stream = _json_stream(text, path)
+                if stream is not None:  # pretty-printed values one after another (an OTel console dump)
+                    return stream
+                raise InputError(path, "one JSON value per line (JSONL), or JSON objects one after another "
+                                       "(as the OpenTelemetry SDK's console exporter prints spans)", got=got) from err
             lines.append(n)
     return values, lines
+
+
+def _json_stream(text: str, path: Path) -> tuple[list[Any], list[int]] | None:
+    """JSON objects or lists one after another, each over any number of lines (the OpenTelemetry SDK's
+    ``ConsoleSpanExporter`` prints ``span.to_json()`` so): the values and each one's first line, or
+    None when the text is not such a stream."""
+    decoder = json.JSONDecoder()
+    values, lines = [], []
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            break
+        if text[pos] not in "{[":
+            return None
+        try:
+            _, stop = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        line = text.count("\n", 0, pos) + 1
+        values.append(parse_json(text[pos:stop], f"{path}, line {line}"))
+        lines.append(line)
+        pos = stop
+    return (values, lines) if len(values) > 1 else None
 
 
 # -- roles: overrides and checks ---------------------------------------------------------------
