@@ -20,6 +20,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHAPES = [
     ("tau-bench", "tau-bench/retail-single-result.json"),
     ("openai-agents", "openai_agents/nested_traces.json"),
+    ("autogen", "autogen/task_result_messages.json"),
+    ("smolagents", "smolagents/benchmark_output.jsonl"),
+    ("smolagents", "smolagents/chat_messages.json"),
 ]
 
 
@@ -120,5 +123,76 @@ def test_openai_agents_looping_or_malformed_parent_is_refused(tmp_path, parent, 
     items[2]["parent_id"] = items[2]["id"] if parent == "self" else parent
     path = tmp_path / "t.json"
     path.write_text(json.dumps(items))
+    with pytest.raises(InputError, match=expected):
+        load_runs(path)
+
+
+# -- AutoGen: TaskResult.messages dumps ----------------------------------------------------------
+
+
+def test_autogen_message_list_dump_and_a_list_of_them(tmp_path):
+    (run,) = _load(FIXTURES / "autogen/task_result_messages.json")
+    assert [(s.agent, s.kind) for s in run.steps] == [
+        ("user", "observation"), ("weather_agent", "action"), ("get_weather", "observation"),
+        ("weather_agent", "observation"), ("critic", "action"), ("weather_agent", "action")]
+    value = json.loads((FIXTURES / "autogen/task_result_messages.json").read_text())
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([value, value[:5]]))
+    runs = _load(many)
+    assert [len(r.steps) for r in runs] == [6, 5] and runs[1].steps[1].origin.pointer == "/1/1"
+    lines = tmp_path / "lines.jsonl"  # one message a line: the pointer is inside the line
+    lines.write_text("".join(json.dumps(m) + "\n" for m in value))
+    (run,) = _load(lines)
+    assert [(s.origin.line, s.origin.pointer) for s in run.steps][:3] == [(1, ""), (2, ""), (3, "/content/0")]
+    each = tmp_path / "each.jsonl"  # one message list a line: one run each
+    each.write_text(json.dumps(value) + "\n" + json.dumps(value[:5]) + "\n")
+    assert [r.steps[1].origin.line for r in _load(each)] == [1, 2]
+
+
+# -- smolagents: benchmark records and ChatMessage lists -----------------------------------------
+
+
+def test_smolagents_benchmark_records_score_the_calls_not_the_framework_rendering():
+    tool_calling, code = _load(FIXTURES / "smolagents/benchmark_output.jsonl")
+    assert tool_calling.run_id == "benchmark_output/0" and tool_calling.question == "What is the weather in Paris?"
+    assert [(s.agent, s.kind) for s in tool_calling.steps] == [
+        ("system", "observation"), ("user", "observation"), ("agent", "action"), ("get_weather", "observation"),
+        ("agent", "action"), ("final_answer", "observation")]
+    assert tool_calling.steps[2].content == '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    assert tool_calling.meta["true_answer"] == "31 degrees and sunny" and tool_calling.meta["tool_calls"] == [(2, 3), (4, 5)]
+    # a CodeAgent: the assistant text is the action, the tool-call restating it is skipped
+    assert [s.role for s in code.steps] == ["system", "user", "assistant", "tool-response", "assistant", "tool-response"]
+    assert code.steps[3].agent == "python_interpreter" and code.steps[3].origin.pointer == "/intermediate_steps/4"
+
+
+def test_smolagents_older_benchmark_assistant_text_then_tool_call(tmp_path):
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "New task:\n2+2?"}], "tool_calls": None},
+            {"role": "assistant", "content": [{"type": "text", "text": "Tool call call_1: calling 'python_interpreter' "
+                                                                       "with arguments: {'code': '2+2'}"}]},
+            {"role": "tool-call", "content": [{"type": "text", "text": "Calling tools:\n[{'id': 'call_1', 'type': "
+                                               "'function', 'function': {'name': 'python_interpreter', "
+                                               "'arguments': {'code': '2+2'}}}]"}]},
+            {"role": "tool-response", "content": [{"type": "text", "text": "Observation:\n4"}]},
+            {"role": "assistant", "content": "The answer is 5."}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"question": "2+2?", "answer": "5", "true_answer": "4", "agent_error": "boom",
+                                "intermediate_steps": msgs}))
+    with pytest.warns(ParseWarning, match="raised an error"):
+        (run,) = load_runs(path)
+    assert [(s.agent, s.kind, s.role) for s in run.steps] == [
+        ("user", "observation", "user"), ("agent", "action", "assistant"),
+        ("python_interpreter", "observation", "tool-response"), ("agent", "action", "assistant")]
+
+
+@pytest.mark.parametrize("obj,expected", [
+    ({"question": "q", "intermediate_steps": []}, "empty list"),
+    ({"question": "q", "intermediate_steps": [{"role": "user", "content": "x"}, {"role": "wizard", "content": "y"}]},
+     "intermediate_steps\\[1\\]"),
+    ({"steps": [{"task": "t"}, {"step_number": 1, "model_output": {"text": "hi"}}]}, "'model_output' to be"),
+    ([{"task": "t"}, {"step_number": 1, "model_output": 42}], "step 1 'model_output'"),
+])
+def test_smolagents_bad_records_and_model_output(tmp_path, obj, expected):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(obj))
     with pytest.raises(InputError, match=expected):
         load_runs(path)
