@@ -23,6 +23,7 @@ SHAPES = [
     ("autogen", "autogen/task_result_messages.json"),
     ("smolagents", "smolagents/benchmark_output.jsonl"),
     ("smolagents", "smolagents/chat_messages.json"),
+    ("openhands", "openhands/v1_events.jsonl"),
 ]
 
 
@@ -196,3 +197,39 @@ def test_smolagents_bad_records_and_model_output(tmp_path, obj, expected):
     path.write_text(json.dumps(obj))
     with pytest.raises(InputError, match=expected):
         load_runs(path)
+
+
+# -- OpenHands V1 (agent SDK) events -------------------------------------------------------------
+
+
+def test_openhands_v1_events_jsonl():
+    (run,) = _load(FIXTURES / "openhands/v1_events.jsonl")
+    assert [(s.agent, s.kind) for s in run.steps] == [
+        ("system", "observation"), ("user", "observation"), ("agent", "action"), ("terminal", "observation"),
+        ("agent", "action"), ("file_editor", "observation"), ("terminal", "observation"), ("agent", "action"),
+        ("finsh", "observation"), ("agent", "action")]
+    parallel = run.steps[4]  # two calls of one LLM response: one action, a line per call
+    assert parallel.content.count('{"name": ') == 2 and parallel.origin.line == 6
+    assert run.steps[6].content.startswith("Tool Execution Error. ")
+    assert run.meta["tool_calls"] == [(2, 3), (4, 5), (4, 6), (7, 8)]
+    assert run.question.startswith("The test in tests/test_math.py fails")
+
+
+def test_openhands_v1_json_list_and_wrapper(tmp_path):
+    events = [json.loads(x) for x in (FIXTURES / "openhands/v1_events.jsonl").read_text().splitlines()]
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"items": events, "next_page_id": None}))
+    (run,) = _load(path)
+    assert run.steps[2].origin.pointer == "/items/3" and run.steps[2].origin.id == events[3]["id"]
+    path.write_text(json.dumps({"conversation_id": "conv-1", "events": events}))
+    assert _load(path)[0].run_id == "conv-1"
+
+
+def test_openhands_jsonl_errors_name_the_line_not_a_pointer(tmp_path):
+    path = tmp_path / "events.jsonl"
+    good = {"id": 1, "source": "agent", "action": "run", "args": {"command": "ls"}}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"id": 2, "source": "agent", "action": "run",
+                                                            "observation": "run", "args": {}}) + "\n")
+    with pytest.raises(InputError, match=r"at line 2\b") as err:
+        load_runs(path)
+    assert "/1" not in str(err.value)
