@@ -233,3 +233,32 @@ def test_openhands_jsonl_errors_name_the_line_not_a_pointer(tmp_path):
     with pytest.raises(InputError, match=r"at line 2\b") as err:
         load_runs(path)
     assert "/1" not in str(err.value)
+
+
+# -- SWE-agent: a malformed history is an error, not a silent fallback to 'trajectory' -----------
+
+
+@pytest.mark.parametrize("history,expected", [
+    ("oops", "'history' to be a list"),
+    ({"role": "user"}, "'history' to be a list"),
+    ([{"role": "system", "content": "s", "agent": "main", "message_type": "system_prompt"}, 7], "step 1"),
+    ([{"content": "task", "agent": "main", "message_type": "observation"}], "history role"),
+])
+def test_swe_agent_malformed_history_is_refused(tmp_path, history, expected):
+    traj = json.loads((FIXTURES / "swe-agent/django__django-11099.traj").read_text())
+    assert traj["trajectory"]  # a trajectory to fall back on is there
+    traj["history"] = history
+    path = tmp_path / "t.traj"
+    path.write_text(json.dumps(traj))
+    with pytest.raises(InputError, match=expected):
+        load_runs(path, format="swe-agent")
+
+
+def test_swe_agent_history_without_own_turns_warns_that_the_task_is_not_read(tmp_path):
+    traj = json.loads((FIXTURES / "swe-agent/django__django-11099.traj").read_text())
+    traj["history"] = [e for e in traj["history"] if e["role"] != "assistant"]
+    path = tmp_path / "t.traj"
+    path.write_text(json.dumps(traj))
+    with pytest.warns(ParseWarning, match="does not hold the task statement"):
+        (run,) = load_runs(path)
+    assert run.meta["read_from"] == "trajectory"
