@@ -206,12 +206,13 @@ def test_openhands_v1_events_jsonl():
     (run,) = _load(FIXTURES / "openhands/v1_events.jsonl")
     assert [(s.agent, s.kind) for s in run.steps] == [
         ("system", "observation"), ("user", "observation"), ("agent", "action"), ("terminal", "observation"),
-        ("agent", "action"), ("file_editor", "observation"), ("terminal", "observation"), ("agent", "action"),
-        ("finsh", "observation"), ("agent", "action")]
-    parallel = run.steps[4]  # two calls of one LLM response: one action, a line per call
-    assert parallel.content.count('{"name": ') == 2 and parallel.origin.line == 6
-    assert run.steps[6].content.startswith("Tool Execution Error. ")
-    assert run.meta["tool_calls"] == [(2, 3), (4, 5), (4, 6), (7, 8)]
+        ("agent", "action"), ("agent", "action"), ("file_editor", "observation"), ("terminal", "observation"),
+        ("agent", "action"), ("finsh", "observation"), ("agent", "action")]
+    first, second = run.steps[4:6]  # two parallel calls of one LLM response: the thought is in the first
+    assert first.content.startswith("add() subtracts.") and second.content.startswith('{"name": "terminal"')
+    assert (first.origin.line, second.origin.line) == (6, 7)
+    assert run.steps[7].content.startswith("Tool Execution Error. ")
+    assert run.meta["tool_calls"] == [(2, 3), (4, 6), (5, 7), (8, 9)]
     assert run.question.startswith("The test in tests/test_math.py fails")
 
 

@@ -63,8 +63,9 @@ file stem.
 =================================  ===========  =============================================
 ``ActionEvent``,                   action       ``"agent"``: the ``thought`` text, then the
 ``NonExecutableActionEvent``                    ``tool_call`` (name and arguments as emitted);
-                                                calls of one ``llm_response_id`` (parallel
-                                                calls) are one step, one line each
+                                                parallel calls of one ``llm_response_id``
+                                                are one step each (the thought is in the
+                                                first), as they are one event each
 ``MessageEvent`` source ``agent``  action       ``sender`` else ``"agent"``: its
                                                 ``llm_message`` content (and tool calls)
 ``MessageEvent`` source ``user``   observation  ``sender`` else ``"user"``
@@ -88,7 +89,6 @@ history (an instance that errored before running) is skipped with a warning.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -561,7 +561,6 @@ def _read_v1(stream: list, source: str, *, base: tuple, lines: list[int] | None,
     by_event: dict[str, int] = {}    # action event id -> step index
     by_call: dict[str, int] = {}     # tool_call_id -> step index
     links: list[tuple[int, int]] = []
-    last_response: tuple[Any, int] | None = None  # (llm_response_id, step) of the last ActionEvent
     unknown: set[str] = set()
     for k, ev in enumerate(stream):
         kind_name, eid = ev["kind"], ev.get("id")
@@ -601,15 +600,9 @@ def _read_v1(stream: list, source: str, *, base: tuple, lines: list[int] | None,
                                  got=describe(call))
             text = tool_call_text(name, call.get("arguments") if "arguments" in call else ev.get("action"))
             thought = _texts(ev.get("thought"), at)
-            response = ev.get("llm_response_id")
-            if last_response is not None and response is not None and last_response[0] == response \
-                    and steps[-1].index == last_response[1]:
-                # a parallel call of the same LLM response: one action, one line per call
-                i = last_response[1]
-                steps[i] = dataclasses.replace(steps[i], content=f"{steps[i].content}\n{text}")
-            else:
-                i = add(agent, ACTION, "\n".join(t for t in (thought, text) if t))
-                last_response = (response, i)
+            # Parallel calls of one LLM response are one event each (the thought in the first): one step
+            # each, as the events are, so that a log followed line by line never rewrites a step.
+            i = add(agent, ACTION, "\n".join(t for t in (thought, text) if t))
             if isinstance(eid, str):
                 by_event[eid] = i
             if isinstance(ev.get("tool_call_id"), str):
