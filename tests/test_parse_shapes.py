@@ -263,3 +263,30 @@ def test_swe_agent_history_without_own_turns_warns_that_the_task_is_not_read(tmp
     with pytest.warns(ParseWarning, match="does not hold the task statement"):
         (run,) = load_runs(path)
     assert run.meta["read_from"] == "trajectory"
+
+
+def test_openai_agents_nested_span_of_another_trace_warns(tmp_path):
+    value = json.loads((FIXTURES / "openai_agents/nested_traces.json").read_text())
+    first_id = value["traces"][0]["id"]
+    value["traces"][1]["spans"][0]["trace_id"] = first_id  # an agent span filed under the wrong trace
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(value))
+    with pytest.warns(ParseWarning, match="is not that of the trace object holding it"):
+        runs = load_runs(path)
+    assert len(runs) == 2
+
+
+#: Keys that only a provider's response envelope has (issue 18): never an action's scored text.
+_ENVELOPE = {"usage", "object", "candidates", "system_fingerprint"}
+
+
+@pytest.mark.parametrize("fmt,name", SHAPES, ids=[n for _, n in SHAPES])
+def test_no_action_of_a_new_shape_scores_a_provider_envelope(fmt, name):
+    for run in _load(FIXTURES / name):
+        for s in run.steps:
+            if s.is_action:
+                try:
+                    value = json.loads(s.content)
+                except ValueError:
+                    continue
+                assert not (isinstance(value, dict) and _ENVELOPE & set(value)), (name, s.index, s.content[:120])

@@ -64,7 +64,7 @@ __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "MESSAGE_TYPES", "detect", "
 
 NAME = "autogen"
 DESCRIPTION = ("AutoGen AgentChat 0.4+: a saved TeamState (the manager's message_thread), a TaskResult, "
-               "or a message list")
+               "or a message list (TaskResult.messages dumped; a list or JSONL of them: one run each)")
 ACTIONS = ("agents' TextMessage/StopMessage/StructuredMessage/MultiModalMessage/HandoffMessage/ThoughtEvent/"
            "ToolCallRequestEvent are actions of 'source'; tool results, ToolCallSummaryMessage, code execution and "
            "memory results, and source 'user' are observations; streaming chunks and speaker selection are dropped")

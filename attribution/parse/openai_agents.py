@@ -58,13 +58,15 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read"]
 
 NAME = "openai-agents"
-DESCRIPTION = "OpenAI Agents SDK trace exports: {object: trace | trace.span, span_data} items, one run per trace_id"
+DESCRIPTION = ("OpenAI Agents SDK trace exports: {object: trace | trace.span, span_data} items, or traces holding their "
+               "spans ({traces: [{..., spans: [...]}]}, count/timestamp envelopes); one run per trace_id")
 ACTIONS = ("generation/response outputs and function-call inputs are actions of the enclosing agent span's agent; "
            "function outputs, triggered guardrails and the first user input are observations; handoff spans set "
            "the hand-off")
 IDS = "the span id (span_...) and trace id (trace_...), started_at; JSON pointer or JSONL line of the span"
 
 _OBJECTS = ("trace", "trace.span")
+_OUTER = "\x00outer_trace"  # the enclosing trace of a nested span whose own trace_id differs
 _SILENT = {"agent", "custom", "mcp_tools", "speech", "speech_group", "transcription", "task", "turn"}
 
 
@@ -108,6 +110,8 @@ def _items(value: Any, lines: list[int] | None = None) -> list[tuple[Any, tuple,
                     span = {"object": "trace.span", **span}
                     if span.get("trace_id") is None:
                         span["trace_id"] = trace_id
+                    elif span["trace_id"] != trace_id:  # a trap: kept under its own trace, said in read()
+                        span = {**span, _OUTER: trace_id}
                 out.append((span, (*base, "spans", j), line))
         return out
     if isinstance(value, dict) and isinstance(value.get("data"), list):
@@ -161,6 +165,9 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         data = item.get("span_data")
         if not (isinstance(data, dict) and isinstance(data.get("type"), str)):
             raise InputError(source, f"{record} to have 'span_data' with a 'type'", got=describe(data))
+        if _OUTER in item:
+            warn(source, f"the span's trace_id {item['trace_id']!r} is not that of the trace object holding it "
+                         f"({item[_OUTER]!r}): read under its own trace_id", record=record)
         spans.setdefault(item["trace_id"], []).append((k, item))
 
     runs = []

@@ -101,10 +101,13 @@ __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "DROPPED_ACTIONS", "DROPPED_
 
 NAME = "openhands"
 DESCRIPTION = ("OpenHands event streams (event_to_dict): a list of events, {'history'|'trajectory': [...]}, "
-               "or SWE-bench output.jsonl lines {instance_id, history, test_result}")
+               "or SWE-bench output.jsonl lines {instance_id, history, test_result}; V1 agent-SDK events tagged by "
+               "'kind' (ActionEvent, ObservationEvent, MessageEvent...)")
 ACTIONS = ("'action' events from source agent are actions of the agent class (or of the delegate inside a "
            "delegation); user/environment actions, the system prompt and all 'observation' events are "
-           "observations; state changes, null, recall and condensation bookkeeping are dropped")
+           "observations; state changes, null, recall and condensation bookkeeping are dropped; V1: ActionEvent and "
+           "agent MessageEvent are actions, ObservationEvent/AgentErrorEvent/UserRejectObservation, user messages "
+           "and the system prompt observations")
 IDS = "the event 'id' (id_type 'event'); JSON pointer of the event; JSONL line; event timestamp"
 
 #: Action types that are bookkeeping, not a turn of any agent.

@@ -86,9 +86,11 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read", "step_class"]
 
 NAME = "smolagents"
-DESCRIPTION = "smolagents memory steps (agent.memory.get_full_steps()): Task/Planning/Action steps, managed agents"
+DESCRIPTION = ("smolagents memory steps (agent.memory.get_full_steps()): Task/Planning/Action steps, managed agents; "
+               "benchmark output records (intermediate_steps of ChatMessage dicts) and ChatMessage lists")
 ACTIONS = ("PlanningStep plans and ActionStep model outputs plus tool calls are the agent's actions; task, system "
-           "prompt, observations and errors are observations (by the tool called)")
+           "prompt, observations and errors are observations (by the tool called); ChatMessages: assistant (or a "
+           "lone tool-call) is the action, tool-response the observation")
 IDS = "the ActionStep's step_number and start time; JSON pointer of the step; run id = the wrapper's id"
 
 _OUTPUTS = ("model_output", "model_output_message", "observations", "tool_calls", "code_action", "action_output")

@@ -60,7 +60,8 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read"]
 
 NAME = "tau-bench"
-DESCRIPTION = "τ-bench results (a list of {task_id, trial, reward, traj}) and τ²-bench results ({simulations: [...]})"
+DESCRIPTION = ("τ-bench results (a list of {task_id, trial, reward, traj}, or one such object a file) and τ²-bench "
+               "results ({simulations: [...]})")
 ACTIONS = ("assistant messages are actions of the agent, user messages (and their tool calls) actions of the user "
            "simulator; tool results ('API output:' user messages in τ-bench ReAct), system prompts are observations")
 IDS = "τ²: the tool message's call id and the message timestamp; τ-bench: tool_call_id; JSON pointer of each message"
