@@ -290,3 +290,8 @@ def test_no_action_of_a_new_shape_scores_a_provider_envelope(fmt, name):
                 except ValueError:
                     continue
                 assert not (isinstance(value, dict) and _ENVELOPE & set(value)), (name, s.index, s.content[:120])
+
+
+def test_chat_format_names_smolagents_for_its_roles():
+    with pytest.raises(InputError, match="a smolagents ChatMessage role: use format 'smolagents'"):
+        load_runs(FIXTURES / "smolagents/chat_messages.json", format="chat")

@@ -181,7 +181,8 @@ def parse_one(
             raise InputError(source, "a message object {role, content, ...}", step=i, got=_describe(msg))
         role = msg.get("role")
         if role not in ROLES:
-            hint = " (for Magentic-One logs use format 'magentic-one')" if isinstance(role, str) else ""
+            hint = (" (a smolagents ChatMessage role: use format 'smolagents')" if role in ("tool-call", "tool-response")
+                    else " (for Magentic-One logs use format 'magentic-one')" if isinstance(role, str) else "")
             raise InputError(source, f"a role among {', '.join(ROLES)}{hint}", step=i, got=repr(role))
         name = msg.get("name")
         if name is not None and not (isinstance(name, str) and name):
