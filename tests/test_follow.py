@@ -192,3 +192,20 @@ def test_monitor_cli_follows_openhands_v1_and_scores_as_on_the_finished_log(tiny
         assert (x["score"] is None) == (y["score"] is None)
         if x["score"] is not None:
             assert x["score"] == pytest.approx(y["score"], abs=1e-4)
+
+
+def test_follow_a_log_no_reader_knows_warns_once_then_fails_when_following_stops(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"hello": 1}\n{"hello": 2}\n{"hello": 3}\n')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match="a run log in one of the known formats"):
+            list(follow_steps(JsonlFollower(path, poll=0.01, idle_timeout=0.1)))
+    assert len([w for w in caught if "not a run yet at line 1" in str(w.message)]) == 1
+
+
+def test_follow_a_log_with_no_step_yet_ends_with_no_step_and_no_error(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"role": "user", "content": "2+2?"}) + "\n")
+    steps, fmt, said = _followed(path)
+    assert steps == [] and not [m for m in said if "not a run yet" in m]
