@@ -4,9 +4,15 @@ A file is a JSON list, JSONL, or the exporter's ``{"data": [...]}`` payload of i
 ``{"object": "trace", "id", "workflow_name", "group_id", "metadata"}`` and
 ``{"object": "trace.span", "id", "trace_id", "parent_id", "started_at", "ended_at",
 "span_data": {"type", ...}, "error"}`` (``agents/tracing/spans.py``, ``traces.py``,
-``span_data.py``). Spans of one ``trace_id`` make one run; steps follow the span tree (children
-by ``started_at``, then file order). A span's agent is the ``name`` of its nearest ``agent``
-span (itself included).
+``span_data.py``). Traces may also hold their spans, as custom trace processors write them:
+``{"traces": [{"id" | "trace_id", "workflow_name", ..., "spans": [...]}], "count", "timestamp"}``
+(any envelope keys), a list or JSONL of such trace objects, or one; a nested span without
+``trace_id`` or ``object`` takes its trace's (one whose ``trace_id`` differs is read under its own,
+with a warning), and pointers name ``/traces/N/spans/M``. Spans of one ``trace_id`` make one run;
+steps follow the span tree (children by ``started_at``, then file order). A span's agent is the
+``name`` of its nearest ``agent`` span (itself included). A ``parent_id`` that names no span of the
+trace reads the span as a root, with a warning that says when its agent becomes ``assistant``; a
+parent chain that loops, or a ``parent_id`` that is not a string, is an error.
 
 =====================================  ===========  ===========================================
 span_data ``type``                     kind         step
