@@ -295,3 +295,17 @@ def test_no_action_of_a_new_shape_scores_a_provider_envelope(fmt, name):
 def test_chat_format_names_smolagents_for_its_roles():
     with pytest.raises(InputError, match="a smolagents ChatMessage role: use format 'smolagents'"):
         load_runs(FIXTURES / "smolagents/chat_messages.json", format="chat")
+
+
+# -- runs of several files that share an id ----------------------------------------------------
+
+
+def test_diagnose_many_refuses_two_files_whose_runs_share_an_id(tmp_path):
+    from attribution.diagnoser import diagnose_many
+
+    chat = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "name": "a", "content": "5"},
+            {"role": "assistant", "name": "b", "content": "4"}]
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps({"id": "same", "messages": chat}))
+    with pytest.raises(InputError, match="run id 'same' also in .*a.json"):
+        diagnose_many(tmp_path)  # refused before any model loads
