@@ -65,7 +65,8 @@ def test_shape_is_detected_read_and_its_ids_are_in_the_file(fmt, name):
 def test_tau_bench_single_result_object_is_one_run():
     (run,) = _load(FIXTURES / "tau-bench/retail-single-result.json")
     many = {r.run_id: r for r in _load(FIXTURES / "tau-bench/retail-tool-calling.json")}
-    same = many[run.run_id]
+    same = many["0/trial-1"]  # the same conversation, filed as its own trial (run ids stay distinct in the folder)
+    assert run.run_id == "0/trial-2"
     assert [(s.agent, s.kind, s.content) for s in run.steps] == [(s.agent, s.kind, s.content) for s in same.steps]
     assert run.success is False and run.meta["extra"]["model"] == "gpt-4o"
     assert run.steps[0].origin.pointer == "/traj/0"
