@@ -141,6 +141,22 @@ class Monitor:
             alert = True
         return Update(step, self.steps[-1].score, total, agent_totals(self.steps), alert, changed)
 
+    def rewind(self, index: int) -> None:
+        """Forget the steps from ``index`` on, so that the next :meth:`feed` gives step ``index`` again.
+
+        For a followed log that revises a step already fed (a span whose parent arrives later and
+        names its agent): the revised tail is fed again and scored as usual; the key/value caches
+        keep the rendering's common prefix, so only the tokens from the first change are computed
+        again. An alert already fired stays fired.
+        """
+        if not 0 <= index <= len(self.run.steps):
+            raise InputError(self.run.source or self.run.run_id, f"a step to rewind to in 0..{len(self.run.steps)}",
+                             got=f"step {index}")
+        del self.run.steps[index:]
+        del self.history[index:]
+        self.steps = self.steps[:index]
+        self._pair_of = {i: p for i, p in self._pair_of.items() if i < index}
+
     def _step_scores(self) -> list[StepScore]:
         """Re-render per pair, score the new tokens, and rebuild every step's StepScore."""
         got: dict[int, tuple[list[str], list[float], list[float], float]] = {}
@@ -326,19 +342,22 @@ class FollowedSteps:
     While no step has been yielded, a log that cannot be read yet (only a system prompt, a trace
     header, a span whose parent has not arrived) is waited on, with one warning unless it only
     lacks a step so far; the error is raised if following stops before it reads (a log that only
-    lacked a step yields none). A line that changes a step already yielded (spans
-    reordered by a late parent) is an error, since the monitor scores each step once; so is a log
-    that holds several runs. The reader's warnings of the last read are issued when following ends
+    lacked a step yields none). A line that changes steps already yielded (a parent span arriving
+    after its children, which names their agent) makes the steps from the first change be yielded
+    again, with their indices (a consumer rewinds to it: :meth:`Monitor.rewind`), with one warning;
+    a log that holds several runs is an error. The reader's warnings of the last read are issued when following ends
     (earlier reads' warnings can be about records that had not arrived yet).
 
     Attributes
     ----------
     format : str or None, the format read (None until detected)
+    revisions : int, how many lines revised steps already yielded
     """
 
     def __init__(self, follower: JsonlFollower, *, format: str | None = None):
         self.follower = follower
         self.format = format
+        self.revisions = 0
 
     def __iter__(self) -> Iterator[Step]:
         from attribution.parse import detect_format, read_runs
@@ -378,11 +397,16 @@ class FollowedSteps:
                     raise InputError(path, "the records of one run to follow",
                                      got=f"{len(runs)} runs by line {line}: {', '.join(r.run_id for r in runs[:5])}")
                 steps = runs[0].steps
-                seen = [(st.agent, st.kind, st.content) for st in steps[:len(done)]]
-                if seen != done:
-                    k = next(i for i, (a, b) in enumerate(zip(seen + [None] * len(done), done)) if a != b)
-                    raise InputError(path, "a log whose steps already read stay as they were (--follow scores each "
-                                           "step once)", got=f"line {line} changes step {k} (records out of order)")
+                now = [(st.agent, st.kind, st.content) for st in steps]
+                k = next((i for i, (a, b) in enumerate(zip(now, done)) if a != b), min(len(now), len(done)))
+                if k < len(done):  # a record arrived late (a parent span): steps already yielded changed
+                    self.revisions += 1
+                    if self.revisions == 1:
+                        warnings.warn(ParseWarning(f"{path}: line {line} revises step {k} (records out of order, "
+                                                   "e.g. a parent span after its children): the steps from there are "
+                                                   "yielded again (and scored again); so are later revisions"),
+                                      stacklevel=2)
+                    del done[k:]
                 for st in steps[len(done):]:
                     done.append((st.agent, st.kind, st.content))
                     yield st

@@ -96,15 +96,49 @@ def test_follow_openhands_v1_while_it_is_written(tmp_path):
     assert not [m for m in said if "not a run yet" in m]  # a system prompt alone is only "no step yet"
 
 
-def test_follow_refuses_a_line_that_changes_a_step_already_scored(tmp_path):
+def _late_parent_log(tmp_path):
     lines = _otel_lines()
     root = next(k for k, r in enumerate(lines) if not r["resourceSpans"][0]["scopeSpans"][0]["spans"][0].get("parentSpanId"))
     late = lines[:root] + lines[root + 1:] + [lines[root]]  # the agent span, which names the agent, arrives last
     path = tmp_path / "late.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in late))
-    with pytest.raises(InputError, match=r"line \d+ changes step \d+") as err:
-        _followed(path)
-    assert "\n" not in str(err.value)
+    return path
+
+
+def test_follow_yields_again_the_steps_a_late_parent_span_revises(tmp_path):
+    path = _late_parent_log(tmp_path)
+    steps, fmt, said = _followed(path)
+    state: list = []
+    for st in steps:  # what a consumer keeps: a step with an index already held replaces the tail from there
+        del state[st.index:]
+        state.append(st)
+    (finished,) = load_runs(path)
+    assert [(s.index, s.agent, s.kind, s.content) for s in state] == _steps(finished)
+    assert len(steps) > len(state)  # some steps came twice
+    revised = [m for m in said if "revises step" in m]
+    assert len(revised) == 1 and "\n" not in revised[0]
+
+
+def test_monitor_rewound_on_a_revised_log_equals_one_pass_on_the_finished_log(tiny_pair, tmp_path):
+    from attribution.monitor import Monitor
+    from attribution.score import CheckpointPair, Scorer
+
+    pair = CheckpointPair.load(*tiny_pair, beta=0.3)
+    scorer = Scorer(pair, window=64, min_context=16)
+    path = _late_parent_log(tmp_path)
+    mon = Monitor(scorer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParseWarning)
+        for st in follow_steps(JsonlFollower(path, poll=0.01, idle_timeout=0.2)):
+            if st.index < len(mon.run.steps):
+                mon.rewind(st.index)
+            mon.feed(st)
+    (finished,) = load_runs(path)
+    assert _steps(mon.run) == _steps(finished)
+    for a, b in zip(scorer.score(finished), mon.steps):
+        assert a.logps == pytest.approx(b.logps, abs=1e-4) and a.ref_logps == pytest.approx(b.ref_logps, abs=1e-4)
+    with pytest.raises(InputError, match="a step to rewind to"):
+        mon.rewind(len(mon.run.steps) + 1)
 
 
 def test_follow_refuses_a_log_of_several_runs(tmp_path):

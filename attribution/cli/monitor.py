@@ -74,6 +74,8 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     stopped_at_alert = False
     try:
         for step in steps:
+            if step.index < len(mon.run.steps):  # the followed log revised this step (a late parent span)
+                mon.rewind(step.index)
             up = mon.feed(step)
             if not quiet and step.is_action:
                 totals = ", ".join(f"{a} {v:.3f}" for a, v in up.agent_totals.items())
