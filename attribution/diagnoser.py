@@ -276,7 +276,7 @@ def diagnose_many(
     Other parameters are those of :func:`diagnose`.
     """
     from attribution.engine import make_engine
-    from attribution.parse import load_runs
+    from attribution.parse import check_distinct_ids, load_runs
 
     if group_size < 1:
         raise ConfigError(f"The 'group_size' parameter must be at least 1. Got {group_size} instead.")
@@ -285,6 +285,8 @@ def diagnose_many(
     paths = [x for x in items if not isinstance(x, Run)]
     for path in expand_logs(paths) if paths else []:
         runs.extend(load_runs(path, format=format))
+    if paths:  # runs of several files sharing an id would share rows and emitted ids (eval refuses them too)
+        check_distinct_ids(runs)
     for run in runs:
         if not run.action_indices:
             raise InputError(run.source or run.run_id, "at least one action step (an agent's own output)")

@@ -15,27 +15,31 @@ first step where it drops below the threshold (given directly, or from a calibra
 written by :func:`attribution.evaluation.calibration.calibrate`).
 
 :func:`follow_jsonl` reads a JSONL log that another process is still writing: it yields each
-complete line as it arrives and waits on an incomplete last line; :func:`follow_steps` turns
-the messages into steps (chat format).
+complete line as it arrives and waits on an incomplete last line, and follows the path when the
+log is replaced by a rename (as ``tail -F`` does, with a warning); :func:`follow_steps` turns the
+lines into steps with any reader whose JSONL lines are the records of one run (chat messages,
+OpenHands events, OpenTelemetry collector lines, Langfuse observations, ...).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from attribution.errors import ConfigError, InputError
+from attribution.errors import ConfigError, InputError, ParseWarning
 from attribution.rank import agent_totals
 from attribution.score.incremental import IncrementalPairScorer
 from attribution.select import RUN_SCORES, run_score
 from attribution.types import Diagnosis, Run, Step, StepScore
 
-__all__ = ["Update", "Monitor", "JsonlFollower", "follow_jsonl", "follow_steps"]
+__all__ = ["Update", "Monitor", "JsonlFollower", "FollowedSteps", "follow_jsonl", "follow_steps"]
 
 
 @dataclass
@@ -137,6 +141,22 @@ class Monitor:
             alert = True
         return Update(step, self.steps[-1].score, total, agent_totals(self.steps), alert, changed)
 
+    def rewind(self, index: int) -> None:
+        """Forget the steps from ``index`` on, so that the next :meth:`feed` gives step ``index`` again.
+
+        For a followed log that revises a step already fed (a span whose parent arrives later and
+        names its agent): the revised tail is fed again and scored as usual; the key/value caches
+        keep the rendering's common prefix, so only the tokens from the first change are computed
+        again. An alert already fired stays fired.
+        """
+        if not 0 <= index <= len(self.run.steps):
+            raise InputError(self.run.source or self.run.run_id, f"a step to rewind to in 0..{len(self.run.steps)}",
+                             got=f"step {index}")
+        del self.run.steps[index:]
+        del self.history[index:]
+        self.steps = self.steps[:index]
+        self._pair_of = {i: p for i, p in self._pair_of.items() if i < index}
+
     def _step_scores(self) -> list[StepScore]:
         """Re-render per pair, score the new tokens, and rebuild every step's StepScore."""
         got: dict[int, tuple[list[str], list[float], list[float], float]] = {}
@@ -182,6 +202,12 @@ class JsonlFollower:
     writer may be in the middle of it) until the rest arrives, or, when following stops, is
     taken if it parses as JSON. Blank lines are skipped.
 
+    The path is followed, not the open file (``tail -F``): when another file is renamed onto the
+    path (a log rotated, or rewritten atomically), the rest of the old file is read, then the new
+    one: after the bytes already read when it starts with them (a rewrite that kept them), else
+    from its start; either way a one-line :class:`~attribution.errors.ParseWarning` says so. A
+    file that shrinks in place (truncated, not replaced) is an error.
+
     Parameters
     ----------
     path : the log
@@ -193,6 +219,7 @@ class JsonlFollower:
     ----------
     pending : str, the incomplete last line when following stopped ("" when none)
     line : int, the number of lines read
+    replaced : int, how many times the log was replaced by a rename while followed
     """
 
     def __init__(self, path: str | os.PathLike, *, poll: float = 0.1, idle_timeout: float | None = None,
@@ -203,6 +230,7 @@ class JsonlFollower:
         self.stop = stop
         self.pending = ""
         self.line = 0
+        self.replaced = 0
 
     def _parse(self, raw: bytes) -> Any:
         try:
@@ -213,6 +241,7 @@ class JsonlFollower:
     def __iter__(self) -> Iterator[Any]:
         buf = b""
         pos = 0
+        seen = hashlib.sha256()  # of the bytes read so far: does a replacing file continue them?
         last = time.monotonic()
         fh = None
         try:
@@ -225,7 +254,17 @@ class JsonlFollower:
                     if size < pos:
                         raise InputError(self.path, "a log that only grows", got=f"it shrank from {pos} to {size} bytes")
                     chunk = fh.read()
+                    if not chunk:
+                        new = self._replacement(fh)
+                        if new is not None:  # another file was renamed onto the path: follow it
+                            fh.close()
+                            fh = new
+                            pos, buf = self._resume(fh, pos, seen, buf)
+                            if pos == 0:
+                                seen = hashlib.sha256()
+                            chunk = fh.read()
                     pos += len(chunk)
+                    seen.update(chunk)
                 if chunk:
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
@@ -253,31 +292,134 @@ class JsonlFollower:
             yield obj
 
 
+    def _replacement(self, fh: Any) -> Any:
+        """The file now at the path, opened, when it is not the one ``fh`` reads (else None)."""
+        try:
+            now = os.stat(self.path)
+        except OSError:  # moved away and not yet replaced: keep reading the old file
+            return None
+        old = os.fstat(fh.fileno())
+        if (now.st_dev, now.st_ino) == (old.st_dev, old.st_ino):
+            return None
+        try:
+            return self.path.open("rb")
+        except OSError:
+            return None
+
+    def _resume(self, new: Any, pos: int, seen: Any, buf: bytes) -> tuple[int, bytes]:
+        """Where to read a replacing file from: after the bytes already read if it starts with them,
+        else from its start (an incomplete last line of the old file is then dropped)."""
+        self.replaced += 1
+        head = new.read(pos)
+        if len(head) == pos and hashlib.sha256(head).digest() == seen.digest():
+            how = f"it starts with the {pos} bytes already read: reading on from there"
+            at, keep = pos, buf
+        else:
+            dropped = f"; the old file's incomplete last line ({len(buf)} bytes) is dropped" if buf.strip() else ""
+            how = f"it does not continue the old one: reading it from its start, as line {self.line + 1} on{dropped}"
+            at, keep = 0, b""
+        new.seek(at)
+        warnings.warn(ParseWarning(f"{self.path}: the log was replaced by another file (renamed onto its path) after "
+                                   f"line {self.line}; following the path as tail -F does: {how}"), stacklevel=2)
+        return at, keep
+
+
 def follow_jsonl(path: str | os.PathLike, **kw: Any) -> Iterator[Any]:
     """The JSON values of a growing JSONL file as their lines complete (see :class:`JsonlFollower`)."""
     return iter(JsonlFollower(path, **kw))
 
 
-def follow_steps(follower: JsonlFollower, *, format: str = "chat") -> Iterator[Step]:
-    """The steps of a growing JSONL log of chat messages (one message per line), as they arrive.
+class FollowedSteps:
+    """The steps of a growing JSONL log whose lines are the records of one run, as they arrive.
 
-    The messages so far are parsed again at each line (cheap next to scoring) so that rules
-    across messages (a tool message answering an earlier call) apply as in a finished log.
+    Any reader whose JSONL lines are the records of one run works: chat messages, OpenHands
+    events (V0 and V1), OpenTelemetry collector lines, Langfuse observations, Agents SDK spans...
+    The format is ``format``, else detected once the lines so far are recognised, then kept.
+    The lines so far are read again at each new line (cheap next to scoring), so that rules across
+    records (a tool result answering an earlier call, a span's agent from its parent) apply as in a
+    finished log, and only the new steps are yielded.
+
+    While no step has been yielded, a log that cannot be read yet (only a system prompt, a trace
+    header, a span whose parent has not arrived) is waited on, with one warning unless it only
+    lacks a step so far; the error is raised if following stops before it reads (a log that only
+    lacked a step yields none). A line that changes steps already yielded (a parent span arriving
+    after its children, which names their agent) makes the steps from the first change be yielded
+    again, with their indices (a consumer rewinds to it: :meth:`Monitor.rewind`), with one warning;
+    a log that holds several runs is an error. The reader's warnings of the last read are issued when following ends
+    (earlier reads' warnings can be about records that had not arrived yet).
+
+    Attributes
+    ----------
+    format : str or None, the format read (None until detected)
+    revisions : int, how many lines revised steps already yielded
     """
-    from attribution.parse import parse_run
 
-    messages: list[Any] = []
-    done = 0
-    for obj in follower:
-        if isinstance(obj, dict) and ("messages" in obj or "history" in obj):
-            raise InputError(follower.path, "one chat message per line to follow", got=f"a whole run on line {follower.line}")
-        messages.append(obj)
+    def __init__(self, follower: JsonlFollower, *, format: str | None = None):
+        self.follower = follower
+        self.format = format
+        self.revisions = 0
+
+    def __iter__(self) -> Iterator[Step]:
+        from attribution.parse import detect_format, read_runs
+
+        path = str(self.follower.path)
+        values: list[Any] = []
+        lines: list[int] = []
+        done: list[tuple[str, str, str]] = []
+        waiting: InputError | None = None
+        caught: list[warnings.WarningMessage] = []
         try:
-            run = parse_run(messages, str(follower.path), format=format)
-        except InputError as err:
-            if err.expected.startswith("at least one action step") and done == 0:
-                continue  # only context so far (the task, a system prompt): wait for the first action
-            raise InputError(follower.path, err.expected, step=len(messages) - 1, got=f"line {follower.line}") from err
-        for st in run.steps[done:]:
-            yield st
-        done = len(run.steps)
+            for obj in self.follower:
+                line = self.follower.line
+                if self.format == "chat" and isinstance(obj, dict) and ("messages" in obj or "history" in obj):
+                    raise InputError(path, "one chat message per line to follow", got=f"a whole run on line {line}")
+                values.append(obj)
+                lines.append(line)
+                try:
+                    with warnings.catch_warnings(record=True) as now:
+                        warnings.simplefilter("always")
+                        name = self.format or detect_format(values, path)
+                        runs = read_runs(values, path, name, lines=lines)
+                except InputError as err:
+                    if done:
+                        raise
+                    if waiting is None and not err.expected.startswith("at least one"):  # not only "no step yet"
+                        warnings.warn(ParseWarning(f"{path}: not a run yet at line {line} ({err.expected}); "
+                                                   "waiting for more lines"), stacklevel=2)
+                    waiting = err
+                    continue
+                waiting, caught = None, list(now)
+                if self.format is None:
+                    self.format = name
+                    if name == "chat" and any(isinstance(v, dict) and ("messages" in v or "history" in v) for v in values):
+                        raise InputError(path, "one chat message per line to follow", got=f"a whole run on line {line}")
+                if len(runs) != 1:
+                    raise InputError(path, "the records of one run to follow",
+                                     got=f"{len(runs)} runs by line {line}: {', '.join(r.run_id for r in runs[:5])}")
+                steps = runs[0].steps
+                now = [(st.agent, st.kind, st.content) for st in steps]
+                k = next((i for i, (a, b) in enumerate(zip(now, done)) if a != b), min(len(now), len(done)))
+                if k < len(done):  # a record arrived late (a parent span): steps already yielded changed
+                    self.revisions += 1
+                    if self.revisions == 1:
+                        warnings.warn(ParseWarning(f"{path}: line {line} revises step {k} (records out of order, "
+                                                   "e.g. a parent span after its children): the steps from there are "
+                                                   "yielded again (and scored again); so are later revisions"),
+                                      stacklevel=2)
+                    del done[k:]
+                for st in steps[len(done):]:
+                    done.append((st.agent, st.kind, st.content))
+                    yield st
+            if waiting is not None and not waiting.expected.startswith("at least one"):
+                raise waiting  # the log never became readable (nothing scoreable yet is not an error: no step)
+        finally:
+            shown: set[str] = set()
+            for w in caught:
+                if str(w.message) not in shown:
+                    shown.add(str(w.message))
+                    warnings.warn(w.message, stacklevel=2)
+
+
+def follow_steps(follower: JsonlFollower, *, format: str | None = None) -> FollowedSteps:
+    """The steps of a growing JSONL log (see :class:`FollowedSteps`); ``format``: detected when None."""
+    return FollowedSteps(follower, format=format)

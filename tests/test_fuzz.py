@@ -458,6 +458,57 @@ OUTPUT_CASES: list[Case] = [
                                           "--example", "{tmp}/e.json"), "is a directory", names="--out"),
 ]
 
+# -- export shapes and reader doubts of issues 18 (part B) and 20 -------------------------------
+
+_SPAN = {"object": "trace.span", "trace_id": "trace_1", "started_at": "2025-01-01T00:00:00Z", "error": None}
+_AGENT_SPAN = {**_SPAN, "id": "span_a", "parent_id": None, "span_data": {"type": "agent", "name": "Planner"}}
+_GEN_SPAN = {**_SPAN, "id": "span_g", "parent_id": "span_a",
+             "span_data": {"type": "generation", "input": [{"role": "user", "content": "2+2?"}],
+                           "output": [{"role": "assistant", "content": "5"}]}}
+_SWE_TRAJ = {"trajectory": [{"action": "ls", "observation": "a.py", "response": "ls", "thought": ""}],
+             "info": {"exit_status": "submitted"}}
+_SMOL_MSG = [{"role": "user", "content": [{"type": "text", "text": "2+2?"}]},
+             {"role": "assistant", "content": [{"type": "text", "text": "5"}]}]
+
+SHAPE_CASES: list[Case] = [
+    Case("oa-parent-loop", ("diagnose", "{tmp}/t.json", "--format", "openai-agents"), "a loop through parent_id",
+         {"t.json": _j([_AGENT_SPAN, _GEN_SPAN, {**_GEN_SPAN, "id": "span_x", "parent_id": "span_y"},
+                        {**_AGENT_SPAN, "id": "span_y", "parent_id": "span_x"}])}),
+    Case("oa-parent-id-list", ("diagnose", "{tmp}/t.json"), "'parent_id' to be a span id",
+         {"t.json": _j([_AGENT_SPAN, {**_GEN_SPAN, "parent_id": ["span_a"]}])}),
+    Case("oa-nested-span-without-data", ("diagnose", "{tmp}/t.json", "--format", "openai-agents"), "item /traces/0/spans/1",
+         {"t.json": _j({"count": 1, "traces": [{"id": "trace_1", "spans": [_AGENT_SPAN, {"id": "span_x"}]}]})}),
+    Case("smol-model-output-number", ("diagnose", "{tmp}/s.json", "--format", "smolagents"), "'model_output' to be",
+         {"s.json": _j([{"task": "2+2?"}, {"step_number": 1, "model_output": 5}])}),
+    Case("smol-model-output-object", ("diagnose", "{tmp}/s.json"), "'model_output' to be",
+         {"s.json": _j({"steps": [{"task": "2+2?"}, {"step_number": 1, "model_output": {"text": "5"}}]})}),
+    Case("smol-bench-empty-steps", ("diagnose", "{tmp}/s.jsonl"), "line 1",
+         {"s.jsonl": _j({"question": "2+2?", "true_answer": "4", "intermediate_steps": []}) + "\n"}),
+    Case("smol-bench-bad-role", ("diagnose", "{tmp}/s.json", "--format", "smolagents"), "intermediate_steps[1]",
+         {"s.json": _j({"question": "q", "intermediate_steps": [_SMOL_MSG[0], {"role": "wizard", "content": "x"}]})}),
+    Case("swe-history-string", ("diagnose", "{tmp}/t.traj", "--format", "swe-agent"), "'history' to be a list",
+         {"t.traj": _j({**_SWE_TRAJ, "history": "oops"})}),
+    Case("swe-history-entry-number", ("diagnose", "{tmp}/t.traj", "--format", "swe-agent"), "step 0",
+         {"t.traj": _j({**_SWE_TRAJ, "history": [3]})}),
+    Case("ww-history-and-messages", ("diagnose", "{tmp}/w.json"), "not both",
+         {"w.json": _j({**GOOD_WW, "messages": GOOD_CHAT})}),
+    Case("chat-history-and-messages", ("diagnose", "{tmp}/c.json", "--format", "chat"), "not both",
+         {"c.json": _j({"messages": GOOD_CHAT, "history": GOOD_CHAT})}),
+    Case("folder-shared-run-id", ("diagnose", "{tmp}"), "run id 'same' also in",
+         {"a.json": _j({"id": "same", "messages": GOOD_CHAT}), "b.json": _j({"id": "same", "messages": GOOD_CHAT})},
+         names="b.json"),
+    Case("oh-jsonl-bad-event-line", ("diagnose", "{tmp}/e.jsonl", "--format", "openhands"), "at line 2",
+         {"e.jsonl": _j({"id": 1, "source": "agent", "action": "run", "args": {"command": "ls"}}) + "\n"
+                     + _j({"id": 2, "source": "agent", "args": {}}) + "\n"}),
+    Case("oh-v1-action-without-call", ("diagnose", "{tmp}/e.json"), "tool_call",
+         {"e.json": _j([{"kind": "MessageEvent", "id": "m1", "source": "user",
+                         "llm_message": {"role": "user", "content": [{"type": "text", "text": "fix it"}]}},
+                        {"kind": "ActionEvent", "id": "a1", "source": "agent", "thought": [], "tool_name": "terminal"}])}),
+    Case("tau-single-empty-traj", ("diagnose", "{tmp}/r.json"), "non-empty 'traj'",
+         {"r.json": _j({"task_id": 3, "trial": 0, "reward": 0.0, "info": {}, "traj": []})}),
+]
+
+
 CASES: list[Case] = [
     *_generic_cases(),
     *(c for cases in READER_CASES.values() for c in cases),
@@ -465,6 +516,7 @@ CASES: list[Case] = [
     *PAIR_CASES,
     *REPORT_CASES,
     *OUTPUT_CASES,
+    *SHAPE_CASES,
 ]
 
 

@@ -99,7 +99,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text, check_outputs
-    from attribution.parse import load_run, load_runs
+    from attribution.parse import check_distinct_ids, load_run, load_runs
 
     if run_id is not None and all_runs:
         raise ConfigError("give --run ID or --all, not both")
@@ -117,6 +117,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         if run_id is not None or graph_out or html_out:
             raise ConfigError("--run, --graph and --html take one LOG; with several logs, a folder or --engine ray every run is diagnosed")
         runs = [r for path in expand_logs(logs) for r in load_runs(path, fmt, **roles)]
+        check_distinct_ids(runs)  # as eval does: two files' runs with one id would share rows and emitted ids
     else:
         if any(v is not None for v in (address, workers, gpus_per_worker)):
             raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")

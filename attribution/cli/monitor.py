@@ -29,7 +29,7 @@ ALERT_STATUS = 1
 
 @click.command("monitor")
 @click.argument("log", type=click.Path(dir_okay=False))
-@click.option("--follow", "-f", is_flag=True, help="Watch a growing JSONL log (one chat message per line) and score each new step as it arrives.")
+@click.option("--follow", "-f", is_flag=True, help="Watch a growing JSONL log (one record of the run per line: chat messages, OpenHands events, OTel collector lines, Langfuse observations...) and score each new step as it arrives; a log replaced by a rename is followed as tail -F does.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), help="With --follow: stop after this many seconds without a new line (default: follow until interrupted).")
 @click.option("--poll", default=0.2, show_default=True, type=click.FloatRange(min=0.001), help="With --follow: seconds between looks at the log.")
 @click.option("--threshold", type=float, help="Alert when the running run score (sum of step scores so far) drops below this.")
@@ -53,8 +53,6 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
 
     if threshold is not None and calibration_file is not None:
         raise ConfigError("give either --threshold or --calibration, not both")
-    if follow and fmt not in (None, "chat"):
-        raise ConfigError(f"--follow reads a JSONL log of chat messages; got --format {fmt!r}")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
                          chat_template=False if no_chat_template else "auto", dtype=dtype, device=device)
     if calibration_file is not None:
@@ -63,19 +61,21 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
         threshold = load_calibration(calibration_file, scorer.checkpoints()).threshold
     if follow:
         follower = JsonlFollower(log, poll=poll, idle_timeout=idle_timeout)
-        steps = follow_steps(follower)
+        steps = follow_steps(follower, format=fmt)
     else:
         from attribution.parse import load_run
 
         run = load_run(log, format=fmt)
         follower, steps = None, iter(run.steps)
     mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
-                  format="chat" if follow else run.format)
+                  format=(fmt or "") if follow else run.format)
     if not quiet:
         echo(f"{'step':>4}  {'agent':<20} {'score':>9} {'run score':>10}  agents" + (f"  (alert below {threshold:.4f})" if threshold is not None else ""))
     stopped_at_alert = False
     try:
         for step in steps:
+            if step.index < len(mon.run.steps):  # the followed log revised this step (a late parent span)
+                mon.rewind(step.index)
             up = mon.feed(step)
             if not quiet and step.is_action:
                 totals = ", ".join(f"{a} {v:.3f}" for a, v in up.agent_totals.items())
@@ -99,6 +99,8 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
         echo(f"{log}: no step read", err=True)
     elif mon.alerted_at is None and threshold is not None:
         echo(f"no alert: lowest running run score {min((v for v in mon.history if v == v), default=float('nan')):.4f}")
+    if follow:
+        mon.run.format = steps.format or ""
     if json_out:
         atomic_write_text(json_out, mon.diagnosis().to_json(indent=1))
     if stopped_at_alert:

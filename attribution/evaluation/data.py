@@ -357,15 +357,11 @@ def load_runs_for_eval(
     """:func:`load_dataset`, :func:`runs_from_dataset`, :func:`~attribution.parse.apply_roles` (agent
     globs made actions / observations), then :func:`apply_labels`; also returns the origin's
     description. Every run must carry a label; run ids must be distinct."""
-    from attribution.parse import apply_roles
+    from attribution.parse import apply_roles, check_distinct_ids
 
     ds = load_dataset(dataset, subset=subset, data_dir=data_dir, format=format)
     runs = [apply_roles(r, actors, observers) for r in runs_from_dataset(ds, require_labels=False)]
-    seen: dict[str, str] = {}
-    for run in runs:
-        if run.run_id in seen:
-            raise InputError(run.source, "runs with distinct ids", got=f"run id {run.run_id!r} also in {seen[run.run_id]}")
-        seen[run.run_id] = run.source
+    check_distinct_ids(runs)
     if labels is not None:
         runs = apply_labels(runs, labels)
     _require_labels(runs)

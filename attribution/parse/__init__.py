@@ -73,6 +73,7 @@ __all__ = [
     "apply_roles",
     "check_run",
     "format_table",
+    "check_distinct_ids",
 ]
 
 #: Reader modules by format name, in the order detection asks them (ties go to the first).
@@ -245,6 +246,17 @@ def _check_unique_ids(runs: Sequence[Run], source: str) -> None:
         if r.run_id in seen:
             raise InputError(source, "runs with distinct ids", got=f"run id {r.run_id!r} twice")
         seen.add(r.run_id)
+
+
+def check_distinct_ids(runs: Sequence[Run]) -> None:
+    """Refuse runs of several files that share a run id (rows, cache entries and emitted ids would
+    collide): the error names the second file and the first."""
+    seen: dict[str, str] = {}
+    for r in runs:
+        if r.run_id in seen:
+            raise InputError(r.source or r.run_id, "runs with distinct ids",
+                             got=f"run id {r.run_id!r} also in {seen[r.run_id]}")
+        seen[r.run_id] = r.source or r.run_id
 
 
 def read_json(path: str | Path) -> tuple[Any, list[int] | None]:

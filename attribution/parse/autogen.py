@@ -12,7 +12,8 @@ Shapes read (``BaseMessage.dump()`` is pydantic's ``model_dump``; field names fr
 ``TaskResult``
     ``{"messages": [...], "stop_reason": ...}`` from ``team.run()`` / ``agent.run()``.
 A list of messages
-    ``[msg.dump(), ...]``; a list (or JSONL) of team states / task results is one run each.
+    ``[msg.dump(), ...]`` (``TaskResult.messages`` dumped; JSONL: one message a line); a list (or
+    JSONL) of team states, task results or message lists is one run each.
 
 Every message has a ``type`` (the class name) and a ``source`` (the speaker). Kinds, per type:
 
@@ -63,7 +64,7 @@ __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "MESSAGE_TYPES", "detect", "
 
 NAME = "autogen"
 DESCRIPTION = ("AutoGen AgentChat 0.4+: a saved TeamState (the manager's message_thread), a TaskResult, "
-               "or a message list")
+               "or a message list (TaskResult.messages dumped; a list or JSONL of them: one run each)")
 ACTIONS = ("agents' TextMessage/StopMessage/StructuredMessage/MultiModalMessage/HandoffMessage/ThoughtEvent/"
            "ToolCallRequestEvent are actions of 'source'; tool results, ToolCallSummaryMessage, code execution and "
            "memory results, and source 'user' are observations; streaming chunks and speaker selection are dropped")
@@ -110,20 +111,25 @@ def _is_run(x: Any) -> bool:
     return _is_thread(x.get("messages"))
 
 
+def _is_threads(value: list) -> bool:
+    """A list of message lists (several ``TaskResult.messages`` dumps; JSONL: one a line), none empty."""
+    return all(isinstance(r, list) for r in value) and all(_is_thread(r) for r in value)
+
+
 def detect(value: Any) -> float:
     """1.0 for a ``TeamState``, a ``TaskResult`` or a list of AgentChat messages (each with a
     ``source`` and a ``type``, one at least of an AgentChat class), or a list of such runs; else 0."""
     if _is_run(value):
         return 1.0
     if isinstance(value, list) and value:
-        if _is_thread(value) or all(_is_run(r) for r in value):
+        if _is_thread(value) or all(_is_run(r) for r in value) or _is_threads(value):
             return 1.0
     return 0.0
 
 
 def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
     """Every run of a loaded AutoGen file (see the module docstring for the shapes)."""
-    if isinstance(value, list) and value and all(_is_run(r) for r in value):
+    if isinstance(value, list) and value and (all(_is_run(r) for r in value) or _is_threads(value)):
         return read_each(value, source, lines, lambda item, where, default_id, base, line: _read_one(
             item, where, default_id=default_id, base=base, line=line))
     return [_read_one(value, source, default_id=Path(source).stem, base=(), line=None, lines=lines)]
@@ -168,12 +174,13 @@ def _read_one(obj: Any, source: str, *, default_id: str, base: tuple, line: int 
     calls: dict[str, tuple[int, str]] = {}  # call id -> (request step, tool name)
     links: list[tuple[int, int]] = []
     for i, msg in enumerate(thread):
-        record = f"message {i}"
+        in_line = bool(lines) and not key  # JSONL of messages: one message a line, pointers inside it
+        record = f"line {lines[i]}" if in_line else f"message {i}"
         if not (isinstance(msg, dict) and isinstance(msg.get("type"), str) and isinstance(msg.get("source"), str)):
             raise InputError(source, f"{record} to be an AgentChat message with a 'type' and a 'source'",
                              got=describe(msg))
         kind_name, speaker = msg["type"], msg["source"]
-        where = (*base, *key, i)
+        where = (*base, *key) if in_line else (*base, *key, i)
         origin = Origin(
             id=msg["id"] if isinstance(msg.get("id"), str) else None,
             id_type=("event" if kind_name.endswith("Event") else "message") if isinstance(msg.get("id"), str) else None,

@@ -110,6 +110,15 @@ def _is_many(obj: Any, source: str | None = None) -> bool:
     return bool(obj) and all(is_run)
 
 
+def check_one_thread(obj: dict, source: str) -> None:
+    """Refuse a run object holding both ``history`` (Who&When) and ``messages`` (chat): reading one of
+    them would silently drop the other, and which one is the run cannot be told from the file."""
+    if obj.get("history") is not None and obj.get("messages") is not None:
+        raise InputError(source, "a run with one of 'history' (Who&When) or 'messages' (chat), not both",
+                         got=f"both ({len(obj['history']) if isinstance(obj['history'], list) else '?'} and "
+                             f"{len(obj['messages']) if isinstance(obj['messages'], list) else '?'} entries)")
+
+
 def parse(obj: Any, source: str, run_id: str | None = None) -> Run:
     """Alias of :func:`parse_one`."""
     return parse_one(obj, source, run_id=run_id)
@@ -151,6 +160,7 @@ def parse_one(
     if isinstance(obj, list):
         messages, top, key = obj, {}, ()
     elif isinstance(obj, dict) and ("messages" in obj or "history" in obj):
+        check_one_thread(obj, source)
         top = obj
         key = ("messages",) if "messages" in obj else ("history",)
         messages = obj[key[0]]
@@ -171,7 +181,8 @@ def parse_one(
             raise InputError(source, "a message object {role, content, ...}", step=i, got=_describe(msg))
         role = msg.get("role")
         if role not in ROLES:
-            hint = " (for Magentic-One logs use format 'magentic-one')" if isinstance(role, str) else ""
+            hint = (" (a smolagents ChatMessage role: use format 'smolagents')" if role in ("tool-call", "tool-response")
+                    else " (for Magentic-One logs use format 'magentic-one')" if isinstance(role, str) else "")
             raise InputError(source, f"a role among {', '.join(ROLES)}{hint}", step=i, got=repr(role))
         name = msg.get("name")
         if name is not None and not (isinstance(name, str) and name):

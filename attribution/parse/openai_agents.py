@@ -4,9 +4,15 @@ A file is a JSON list, JSONL, or the exporter's ``{"data": [...]}`` payload of i
 ``{"object": "trace", "id", "workflow_name", "group_id", "metadata"}`` and
 ``{"object": "trace.span", "id", "trace_id", "parent_id", "started_at", "ended_at",
 "span_data": {"type", ...}, "error"}`` (``agents/tracing/spans.py``, ``traces.py``,
-``span_data.py``). Spans of one ``trace_id`` make one run; steps follow the span tree (children
-by ``started_at``, then file order). A span's agent is the ``name`` of its nearest ``agent``
-span (itself included).
+``span_data.py``). Traces may also hold their spans, as custom trace processors write them:
+``{"traces": [{"id" | "trace_id", "workflow_name", ..., "spans": [...]}], "count", "timestamp"}``
+(any envelope keys), a list or JSONL of such trace objects, or one; a nested span without
+``trace_id`` or ``object`` takes its trace's (one whose ``trace_id`` differs is read under its own,
+with a warning), and pointers name ``/traces/N/spans/M``. Spans of one ``trace_id`` make one run;
+steps follow the span tree (children by ``started_at``, then file order). A span's agent is the
+``name`` of its nearest ``agent`` span (itself included). A ``parent_id`` that names no span of the
+trace reads the span as a root, with a warning that says when its agent becomes ``assistant``; a
+parent chain that loops, or a ``parent_id`` that is not a string, is an error.
 
 =====================================  ===========  ===========================================
 span_data ``type``                     kind         step
@@ -58,35 +64,80 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read"]
 
 NAME = "openai-agents"
-DESCRIPTION = "OpenAI Agents SDK trace exports: {object: trace | trace.span, span_data} items, one run per trace_id"
+DESCRIPTION = ("OpenAI Agents SDK trace exports: {object: trace | trace.span, span_data} items, or traces holding their "
+               "spans ({traces: [{..., spans: [...]}]}, count/timestamp envelopes); one run per trace_id")
 ACTIONS = ("generation/response outputs and function-call inputs are actions of the enclosing agent span's agent; "
            "function outputs, triggered guardrails and the first user input are observations; handoff spans set "
            "the hand-off")
 IDS = "the span id (span_...) and trace id (trace_...), started_at; JSON pointer or JSONL line of the span"
 
 _OBJECTS = ("trace", "trace.span")
+_OUTER = "\x00outer_trace"  # the enclosing trace of a nested span whose own trace_id differs
 _SILENT = {"agent", "custom", "mcp_tools", "speech", "speech_group", "transcription", "task", "turn"}
 
 
-def _items(value: Any) -> tuple[list[Any], tuple | None] | None:
-    """The export items and the pointer of their list (None: the value is a single item)."""
+def _is_nested(x: Any) -> bool:
+    """A trace object holding its spans (``{"id" | "trace_id", ..., "spans": [...]}``)."""
+    return isinstance(x, dict) and isinstance(x.get("spans"), list) and x.get("object", "trace") == "trace"
+
+
+def _nested(value: Any) -> list[tuple[Any, tuple]] | None:
+    """The trace objects (and their pointers) of a nested export: ``{"traces": [...]}`` (with any
+    envelope keys: ``count``, ``timestamp``...), a list of trace objects, or one trace object."""
+    if isinstance(value, dict) and isinstance(value.get("traces"), list) and value["traces"]:
+        traces, key = value["traces"], ("traces",)
+    elif isinstance(value, list) and value and all(_is_nested(t) for t in value):
+        traces, key = value, ()
+    elif _is_nested(value):
+        return [(value, ())]
+    else:
+        return None
+    if not all(isinstance(t, dict) for t in traces):
+        return None
+    return [(t, (*key, i)) for i, t in enumerate(traces)]
+
+
+def _items(value: Any, lines: list[int] | None = None) -> list[tuple[Any, tuple, int | None]] | None:
+    """The export items, each with its JSON pointer (inside its JSONL line for JSONL) and line.
+
+    A nested export is flattened: its trace object (without ``spans``) and then its spans, each
+    given the trace's id as ``trace_id`` and ``object: "trace.span"`` when it lacks them."""
+    nested = _nested(value) if lines is None else (
+        [(t, ()) for t in value] if value and all(_is_nested(t) for t in value) else None)
+    if nested is not None:
+        out: list[tuple[Any, tuple, int | None]] = []
+        for n, (trace, base) in enumerate(nested):
+            line = lines[n] if lines else None
+            trace_id = trace.get("id", trace.get("trace_id"))
+            head = {k: v for k, v in trace.items() if k != "spans"}
+            out.append(({**head, "object": "trace", "id": trace_id}, base, line))
+            for j, span in enumerate(trace["spans"]):
+                if isinstance(span, dict) and isinstance(span.get("span_data"), dict):
+                    span = {"object": "trace.span", **span}
+                    if span.get("trace_id") is None:
+                        span["trace_id"] = trace_id
+                    elif span["trace_id"] != trace_id:  # a trap: kept under its own trace, said in read()
+                        span = {**span, _OUTER: trace_id}
+                out.append((span, (*base, "spans", j), line))
+        return out
     if isinstance(value, dict) and isinstance(value.get("data"), list):
-        return value["data"], ("data",)
+        return [(x, ("data", k), None) for k, x in enumerate(value["data"])]
     if isinstance(value, dict):
-        return [value], None
+        return [(value, (), None)]
     if isinstance(value, list):
-        return value, ()
+        return [(x, () if lines else (k,), lines[k] if lines else None) for k, x in enumerate(value)]
     return None
 
 
 def detect(value: Any) -> float:
     """1.0 when the items are Agents SDK exports (``object`` is ``trace`` or ``trace.span``, at least
-    one span); else 0."""
+    one span), flat or nested in trace objects; else 0."""
     found = _items(value)
-    if not found or not found[0]:
+    if found is None and isinstance(value, list) and value and all(_is_nested(t) for t in value):
+        found = _items(value, [0] * len(value))  # JSONL of trace objects
+    if not found:
         return 0.0
-    items = found[0]
-    objects = [x.get("object") if isinstance(x, dict) else None for x in items]
+    objects = [x.get("object") if isinstance(x, dict) else None for x, _, _ in found]
     if "trace.span" in objects and all(o in _OBJECTS for o in objects):
         return 1.0
     return 0.0
@@ -94,14 +145,17 @@ def detect(value: Any) -> float:
 
 def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
     """One run per ``trace_id``, in order of first appearance."""
-    found = _items(value)
+    found = _items(value, lines)
     if found is None:
-        raise InputError(source, "a list of Agents SDK trace / span exports", got=describe(value))
-    items, key = found
+        raise InputError(source, "a list of Agents SDK trace / span exports, or {traces: [{..., spans: [...]}]}",
+                         got=describe(value))
+    items = [x for x, _, _ in found]
+    places = [(base, line) for _, base, line in found]
     traces: dict[str, dict[str, Any]] = {}
     spans: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for k, item in enumerate(items):
-        where = f"line {lines[k]}" if lines else f"item {k}"
+        base, line = places[k]
+        where = f"line {line}" if line else f"item {pointer(*base)}" if len(base) > 1 else f"item {k}"
         if not (isinstance(item, dict) and item.get("object") in _OBJECTS):
             raise InputError(source, f"{where} to be an Agents SDK export with 'object' 'trace' or 'trace.span'",
                              got=describe(item))
@@ -117,6 +171,9 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         data = item.get("span_data")
         if not (isinstance(data, dict) and isinstance(data.get("type"), str)):
             raise InputError(source, f"{record} to have 'span_data' with a 'type'", got=describe(data))
+        if _OUTER in item:
+            warn(source, f"the span's trace_id {item['trace_id']!r} is not that of the trace object holding it "
+                         f"({item[_OUTER]!r}): read under its own trace_id", record=record)
         spans.setdefault(item["trace_id"], []).append((k, item))
 
     runs = []
@@ -124,7 +181,7 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         if not members:
             warn(source, "a trace with no spans is skipped", record=f"trace {trace_id}")
             continue
-        runs.append(_read_trace(trace_id, traces.get(trace_id, {}), members, source, key, lines))
+        runs.append(_read_trace(trace_id, traces.get(trace_id, {}), members, source, places))
     if not runs:
         raise InputError(source, "at least one span ('object': 'trace.span')", got="traces only")
     return runs
@@ -146,15 +203,30 @@ def _time(span: dict[str, Any]) -> datetime | None:
 
 
 def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, dict[str, Any]]], source: str,
-                key: tuple | None, lines: list[int] | None) -> Run:
+                places: list[tuple[tuple, int | None]]) -> Run:
     by_id = {span["id"]: (k, span) for k, span in members}
     children: dict[str | None, list[tuple[int, dict[str, Any]]]] = {}
+    orphans: set[str] = set()
     for k, span in members:
         parent = span.get("parent_id")
+        if parent is not None and not (isinstance(parent, str) and parent):
+            raise InputError(source, f"span {span['id']} 'parent_id' to be a span id or null", got=describe(parent))
         if parent is not None and parent not in by_id:
-            warn(source, f"parent span {parent!r} is not in the file: read as a root", record=f"span {span['id']}")
+            lost = "" if span["span_data"]["type"] == "agent" else (
+                ", and no agent span encloses it: its agent (and that of the spans under it) is read as 'assistant'")
+            warn(source, f"parent span {parent!r} is not in trace {trace_id}: read as a root{lost}",
+                 record=f"span {span['id']}")
+            orphans.add(span["id"])
             parent = None
         children.setdefault(parent, []).append((k, span))
+    for k, span in members:  # a parent chain that loops would leave its spans unread, without a word
+        seen, cur = {span["id"]}, span.get("parent_id")
+        while cur in by_id and cur not in orphans:
+            if cur in seen:
+                raise InputError(source, f"span {span['id']} to have a parent chain that ends at a root",
+                                 got=f"a loop through parent_id {cur!r}")
+            seen.add(cur)
+            cur = by_id[cur][1].get("parent_id")
     for group in children.values():
         # Spans without a start time keep their file position among the others.
         group.sort(key=lambda ks: _order(ks[1], ks[0]))
@@ -166,28 +238,30 @@ def _read_trace(trace_id: str, trace: dict[str, Any], members: list[tuple[int, d
 
     def origin(k: int, span: dict[str, Any], *extra: Any) -> Origin:
         # JSONL: the pointer is inside the line's value; a single-span file: inside the value itself.
-        base = () if lines or key is None else (*key, k)
+        base, line = places[k]
         return Origin(id=span["id"], id_type="agents_span", pointer=pointer(*base, *extra),
-                      line=lines[k] if lines else None, trace_id=trace_id,
+                      line=line, trace_id=trace_id,
                       timestamp=span.get("started_at") if isinstance(span.get("started_at"), str) else None)
 
     def add(agent: str, role: str, kind: str, text: str, org: Origin, to: str | None = None) -> int:
         steps.append(Step(index=len(steps), agent=agent, role=role, kind=kind, content=text, to=to, origin=org))
         return len(steps) - 1
 
-    def agent_span_of(span: dict[str, Any]) -> dict[str, Any] | None:
-        cur: dict[str, Any] | None = span
-        while cur is not None:
+    def agent_span_of(span: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The nearest agent span (None when there is none) and the root of the span's chain."""
+        cur: dict[str, Any] = span
+        while True:
             if cur["span_data"]["type"] == "agent":
-                return cur
+                return cur, cur
             parent = cur.get("parent_id")
-            cur = by_id[parent][1] if parent in by_id else None
-        return None
+            if parent not in by_id:
+                return None, cur
+            cur = by_id[parent][1]
 
     def agent_name(span: dict[str, Any]) -> tuple[str, str | None]:
-        owner = agent_span_of(span)
+        owner, root = agent_span_of(span)
         if owner is None:
-            if not state["unowned"]:
+            if not state["unowned"] and root["id"] not in orphans:  # an orphan's warning says it already
                 warn(source, "an LLM or tool span outside any agent span: its agent is read as 'assistant'",
                      record=f"span {span['id']}")
                 state["unowned"] = True

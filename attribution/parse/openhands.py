@@ -52,6 +52,36 @@ a ``message`` is its ``content``; a ``think`` its ``thought``. An observation's 
 observation to the action it answers (``run.meta["tool_calls"]``); a ``delegate`` action sets
 ``Step.to``. ``Step.role`` is the event's key and type (``action:run``, ``observation:run``).
 
+**OpenHands V1** (the agent SDK, ``OpenHands/software-agent-sdk``, ``openhands/sdk/event``): each
+event is a pydantic model dumped with its class name as ``kind`` (``{"kind", "id", "timestamp",
+"source", ...}``); a file is a JSON list or JSONL of them, or ``{"events" | "items": [...]}`` (a
+saved list, the REST search page). ``run_id``: ``conversation_id`` / ``id`` of a wrapper, else the
+file stem.
+
+=================================  ===========  =============================================
+``kind``                           kind         step
+=================================  ===========  =============================================
+``ActionEvent``,                   action       ``"agent"``: the ``thought`` text, then the
+``NonExecutableActionEvent``                    ``tool_call`` (name and arguments as emitted);
+                                                parallel calls of one ``llm_response_id``
+                                                are one step each (the thought is in the
+                                                first), as they are one event each
+``MessageEvent`` source ``agent``  action       ``sender`` else ``"agent"``: its
+                                                ``llm_message`` content (and tool calls)
+``MessageEvent`` source ``user``   observation  ``sender`` else ``"user"``
+``ObservationEvent``               observation  ``tool_name``: the observation's ``content``
+                                                (``"Tool Execution Error. "`` first when
+                                                ``is_error``), linked to ``action_id``
+``AgentErrorEvent``,               observation  ``tool_name`` / ``"user"``: the error or the
+``UserRejectObservation``                       rejection, linked to the call
+``SystemPromptEvent``              observation  ``"system"``
+``CondensationSummaryEvent``,      observation  ``"condenser"`` (when it has a ``summary``)
+``Condensation``
+``ConversationStateUpdateEvent``,  dropped      bookkeeping; an unknown ``kind`` is skipped
+``PauseEvent``, ``TokenEvent``,                 with a warning
+``CondensationRequest``
+=================================  ===========  =============================================
+
 Labels: SWE-bench output lines give ``success`` from ``test_result.report.resolved`` (written by
 ``eval_infer.py``), else ``test_result.resolved``; the run id is ``instance_id``. A line without
 history (an instance that errored before running) is skipped with a warning.
@@ -71,10 +101,13 @@ __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "DROPPED_ACTIONS", "DROPPED_
 
 NAME = "openhands"
 DESCRIPTION = ("OpenHands event streams (event_to_dict): a list of events, {'history'|'trajectory': [...]}, "
-               "or SWE-bench output.jsonl lines {instance_id, history, test_result}")
+               "or SWE-bench output.jsonl lines {instance_id, history, test_result}; V1 agent-SDK events tagged by "
+               "'kind' (ActionEvent, ObservationEvent, MessageEvent...)")
 ACTIONS = ("'action' events from source agent are actions of the agent class (or of the delegate inside a "
            "delegation); user/environment actions, the system prompt and all 'observation' events are "
-           "observations; state changes, null, recall and condensation bookkeeping are dropped")
+           "observations; state changes, null, recall and condensation bookkeeping are dropped; V1: ActionEvent and "
+           "agent MessageEvent are actions, ObservationEvent/AgentErrorEvent/UserRejectObservation, user messages "
+           "and the system prompt observations")
 IDS = "the event 'id' (id_type 'event'); JSON pointer of the event; JSONL line; event timestamp"
 
 #: Action types that are bookkeeping, not a turn of any agent.
@@ -159,9 +192,11 @@ def detect(value: Any) -> float:
     >>> detect([event]), detect({"trajectory": [event]}), detect([{"role": "user", "content": "hi"}])
     (1.0, 1.0, 0.0)
     """
-    if _is_stream(value):
+    if _is_stream(value) or _is_v1_stream(value):
         return 1.0
     if isinstance(value, dict):
+        if any(_is_v1_stream(value.get(k)) for k in _V1_WRAPPERS):
+            return 1.0
         if _is_instance(value):
             return 1.0
         return 1.0 if any(_is_stream(value.get(k)) for k in _WRAPPERS) else 0.0
@@ -176,6 +211,13 @@ def detect(value: Any) -> float:
 def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
     """Every run in ``value``: one event stream, or one run per SWE-bench output line."""
     stem = Path(source).stem
+    if _is_v1_stream(value):
+        return [_read_v1(value, source, base=(), lines=lines, run_id=stem, meta={})]
+    if isinstance(value, dict) and any(_is_v1_stream(value.get(k)) for k in _V1_WRAPPERS):
+        key = next(k for k in _V1_WRAPPERS if _is_v1_stream(value.get(k)))
+        ident = next((value[k] for k in ("conversation_id", "id") if isinstance(value.get(k), str)), None)
+        return [_read_v1(value[key], source, base=(key,), lines=None, run_id=ident or stem,
+                         meta={k: v for k, v in value.items() if k != key})]
     if isinstance(value, list) and value and all(_is_instance(x) for x in value):
         runs = []
         for k, item in enumerate(value):
@@ -246,10 +288,11 @@ def _read_stream(stream: Any, source: str, *, base: tuple, lines: list[int] | No
     if not isinstance(stream, list):
         raise InputError(where, "'history' to be a list of OpenHands events", got=describe(stream))
     events = _flatten(stream, base, lines)
-    for ev, ptr, _ in events:  # inside a stream any record with one of the two keys will do
+    for ev, ptr, ln in events:  # inside a stream any record with one of the two keys will do
         if not isinstance(ev, dict) or ("action" in ev) == ("observation" in ev):
-            raise InputError(where, f"an OpenHands event (exactly one of 'action' / 'observation') at {ptr}",
-                             got=describe(ev))
+            place = f"line {ln}" if lines else ptr  # JSONL: the line (its pointer is inside it)
+            raise InputError(where, f"an OpenHands event (exactly one of 'action' / 'observation') at {place}",
+                             got=_v1_hint(ev))
     main = _agent_class(events) or (agent_class if isinstance(agent_class, str) and agent_class else None) or "agent"
     steps: list[Step] = []
     by_event: dict[Any, int] = {}          # event id -> step index
@@ -443,3 +486,156 @@ def _recall_text(ev: dict, extras: dict) -> str:
     if parts and isinstance(content, str) and content.strip():
         parts.insert(0, content)
     return "\n".join(parts)
+
+
+# -- OpenHands V1 (software-agent-sdk): events tagged by ``kind`` ------------------------------------
+
+#: The V1 SDK's event classes (``openhands/sdk/event``), serialised with their class name as ``kind``.
+V1_KINDS = frozenset({
+    "SystemPromptEvent", "SystemPromptUpdateEvent", "MessageEvent", "ActionEvent", "NonExecutableActionEvent",
+    "ObservationEvent", "UserRejectObservation", "AgentErrorEvent", "CondensationSummaryEvent", "Condensation",
+    "CondensationRequest", "ConversationStateUpdateEvent", "PauseEvent", "TokenEvent", "ConversationErrorEvent",
+})
+#: V1 events that are bookkeeping, not a turn (never sent to the LLM as one).
+V1_DROPPED = frozenset({"CondensationRequest", "ConversationStateUpdateEvent", "PauseEvent", "TokenEvent",
+                        "SystemPromptUpdateEvent"})
+#: Wrappers of a V1 event list: a saved list under ``events``, the REST search page's ``items``.
+_V1_WRAPPERS = ("events", "items")
+
+
+def _is_v1_event(x: Any) -> bool:
+    """A V1 event: the class name as ``kind``, an ``id`` and a ``source`` (V0 events have no ``kind``)."""
+    return isinstance(x, dict) and isinstance(x.get("kind"), str) and "id" in x and "source" in x
+
+
+def _is_v1_stream(value: Any) -> bool:
+    """A list of V1 events, one at least of a known class."""
+    return (isinstance(value, list) and bool(value) and all(map(_is_v1_event, value))
+            and any(x["kind"] in V1_KINDS for x in value))
+
+
+def _v1_hint(ev: Any) -> str:
+    if isinstance(ev, dict) and isinstance(ev.get("kind"), str):
+        return f"an event with 'kind' {ev['kind']!r} (an OpenHands V1 SDK event) among V0 'action'/'observation' events"
+    return describe(ev)
+
+
+def _texts(value: Any, at: str) -> str:
+    """Text of V1 content: a TextContent / ImageContent list, one TextContent, or a string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise InputError(at, "content to be a list of TextContent / ImageContent", got=describe(value))
+    out = []
+    for part in value:
+        if isinstance(part, dict) and isinstance(part.get("text"), str):
+            out.append(part["text"])
+        elif isinstance(part, dict) and "image_urls" in part:
+            out.extend("<image>" for _ in part.get("image_urls") or [None])
+        elif isinstance(part, str):
+            out.append(part)
+        else:
+            raise InputError(at, "content parts with a 'text' (TextContent) or 'image_urls' (ImageContent)",
+                             got=describe(part))
+    return "\n".join(out)
+
+
+def _v1_observation_text(obs: Any, at: str) -> str:
+    if not isinstance(obs, dict):
+        raise InputError(at, "'observation' to be an object (the tool's Observation)", got=describe(obs))
+    for key in ("content", "output", "text"):
+        if obs.get(key) is not None:
+            text = _texts(obs[key], at)
+            break
+    else:
+        text = text_of({k: v for k, v in obs.items() if k != "kind"})
+    # what the LLM reads (Observation.to_llm_content): an error is prefixed
+    return f"Tool Execution Error. {text}" if obs.get("is_error") is True else text
+
+
+def _read_v1(stream: list, source: str, *, base: tuple, lines: list[int] | None, run_id: str, meta: dict) -> Run:
+    """A V1 event stream (see the module docstring's V1 table)."""
+    agent = "agent"
+    steps: list[Step] = []
+    by_event: dict[str, int] = {}    # action event id -> step index
+    by_call: dict[str, int] = {}     # tool_call_id -> step index
+    links: list[tuple[int, int]] = []
+    unknown: set[str] = set()
+    for k, ev in enumerate(stream):
+        kind_name, eid = ev["kind"], ev.get("id")
+        ln = lines[k] if lines else None
+        ptr = pointer(*base) if lines else pointer(*base, k)
+        at = f"{source}, {f'line {ln}' if ln else ptr}, event {eid}"
+        origin = Origin(id=str(eid) if isinstance(eid, (str, int)) and not isinstance(eid, bool) else None,
+                        id_type="event", pointer=ptr, line=ln, timestamp=iso_time(ev.get("timestamp")))
+        role = f"event:{kind_name}"
+
+        def add(who: str, kind: str, text: str) -> int:
+            steps.append(Step(index=len(steps), agent=who, role=role, kind=kind, content=text, origin=origin))
+            return len(steps) - 1
+
+        if kind_name in V1_DROPPED:
+            continue
+        if kind_name == "SystemPromptEvent":
+            add("system", OBSERVATION, _texts(ev.get("system_prompt"), at))
+        elif kind_name == "MessageEvent":
+            msg = ev.get("llm_message")
+            if not isinstance(msg, dict):
+                raise InputError(at, "a MessageEvent with an 'llm_message' {role, content}", got=describe(msg))
+            text = _texts(msg.get("content"), at)
+            calls = [tool_call_text(c.get("name") or (c.get("function") or {}).get("name"),
+                                    c.get("arguments", (c.get("function") or {}).get("arguments")))
+                     for c in msg.get("tool_calls") or [] if isinstance(c, dict)]
+            sender = ev.get("sender") if isinstance(ev.get("sender"), str) and ev["sender"] else None
+            if ev["source"] == "agent":
+                add(sender or agent, ACTION, "\n".join([t for t in [text] if t] + calls))
+            else:
+                add(sender or ev["source"], OBSERVATION, text)
+        elif kind_name in ("ActionEvent", "NonExecutableActionEvent"):
+            call = ev.get("tool_call")
+            name = ev.get("tool_name") or (call.get("name") if isinstance(call, dict) else None)
+            if not (isinstance(call, dict) and isinstance(name, str) and name):
+                raise InputError(at, "an ActionEvent with a 'tool_call' {id, name, arguments} and a 'tool_name'",
+                                 got=describe(call))
+            text = tool_call_text(name, call.get("arguments") if "arguments" in call else ev.get("action"))
+            thought = _texts(ev.get("thought"), at)
+            # Parallel calls of one LLM response are one event each (the thought in the first): one step
+            # each, as the events are, so that a log followed line by line never rewrites a step.
+            i = add(agent, ACTION, "\n".join(t for t in (thought, text) if t))
+            if isinstance(eid, str):
+                by_event[eid] = i
+            if isinstance(ev.get("tool_call_id"), str):
+                by_call[ev["tool_call_id"]] = i
+        elif kind_name in ("ObservationEvent", "UserRejectObservation", "AgentErrorEvent"):
+            if kind_name == "ObservationEvent":
+                text = _v1_observation_text(ev.get("observation"), at)
+                extended = _texts(ev.get("extended_content"), at)
+                text = "\n".join(t for t in (text, extended) if t)
+                who = ev.get("tool_name") or "tool"
+            elif kind_name == "UserRejectObservation":
+                text, who = f"Action rejected: {ev.get('rejection_reason', 'User rejected the action')}", "user"
+            else:
+                text, who = text_of(ev.get("error", "")), ev.get("tool_name") or "runtime"
+            j = add(str(who), OBSERVATION, text)
+            caller = by_event.get(ev.get("action_id")) if ev.get("action_id") is not None else None
+            if caller is None and isinstance(ev.get("tool_call_id"), str):
+                caller = by_call.get(ev["tool_call_id"])
+            if caller is not None:
+                links.append((caller, j))
+        elif kind_name in ("CondensationSummaryEvent", "Condensation"):
+            summary = ev.get("summary")
+            if isinstance(summary, str) and summary.strip():
+                add("condenser", OBSERVATION, summary)
+        elif kind_name == "ConversationErrorEvent":
+            add("runtime", OBSERVATION, f"Error: {text_of(ev.get('code', ''))} {text_of(ev.get('detail', ''))}".strip())
+        elif kind_name not in unknown:
+            unknown.add(kind_name)
+            warn(source, f"event kind {kind_name!r} is not a known OpenHands V1 event; skipped",
+                 record=f"{f'line {ln}' if ln else ptr}, event {eid}")
+    question = next((st.content for st in steps if st.role == "event:MessageEvent" and st.agent == "user"), None)
+    return build_run(steps, source=source, run_id=run_id, format=NAME, question=question,
+                     meta={"tool_calls": links, "agent_class": agent, "sdk": "v1", **meta})

@@ -39,10 +39,39 @@ The agent is ``agent_name`` / ``name`` of the wrapper, else ``"agent"``. ``run_i
 wrapper's ``id`` / ``run_id``, else ``"<stem>"``. ``Step.origin``: the ActionStep's
 ``step_number`` (``id_type="step_number"``), ``timing.start_time`` (older: ``start_time``) and
 the JSON pointer. The format has no labels.
+
+**Benchmark output and ChatMessage lists.** The library's benchmark scripts
+(``examples/smolagents_benchmark/run.py``) write one JSONL record a question, ``{"model_id",
+"agent_action_type", "question", "original_question", "answer", "true_answer", "source",
+"intermediate_steps": [...], "start_time", "end_time", "token_counts"}``, one run each (run id
+``task_id`` when present, else ``"<stem>/<k>"``; the question is ``original_question``). Its
+``intermediate_steps`` are ``ChatMessage.dict()`` items (``agent.write_memory_to_messages()``:
+``{"role", "content": [parts], "tool_calls", "raw", "token_usage"}``; memory steps are read as
+above); a bare list of such messages is one run. Roles (``MessageRole``):
+
+=================  ===========  ======================================================
+role               kind         step
+=================  ===========  ======================================================
+``assistant``      action       the model's text, then its ``tool_calls`` the text
+                                does not hold
+``tool-call``      action or    ``"Calling tools: [...]"`` restates the calls of the
+                   skipped      assistant message just before it (skipped); with no
+                                such message (a ToolCallingAgent's native call) its
+                                calls are the action, as ``{"name", "arguments"}``
+``tool-response``  observation  by the tool called (else ``"tool"``), linked to the
+                                call
+``system``,        observation  ``"system"`` / ``"user"``
+``user``
+=================  ===========  ======================================================
+
+A record with an ``agent_error`` or ``iteration_limit_exceeded`` is read with a warning (the run
+stops early, or ends without an answer of the agent's own).
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -50,15 +79,18 @@ from typing import Any
 
 from attribution.errors import InputError
 from attribution.parse.chat import build_run
-from attribution.parse.common import describe, flatten_content, iso_time, pointer, text_of, tool_call_text, warn
+from attribution.parse.common import (describe, flatten_content, iso_time, pointer, read_each, text_of, tool_call_text,
+                                      warn)
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read", "step_class"]
 
 NAME = "smolagents"
-DESCRIPTION = "smolagents memory steps (agent.memory.get_full_steps()): Task/Planning/Action steps, managed agents"
+DESCRIPTION = ("smolagents memory steps (agent.memory.get_full_steps()): Task/Planning/Action steps, managed agents; "
+               "benchmark output records (intermediate_steps of ChatMessage dicts) and ChatMessage lists")
 ACTIONS = ("PlanningStep plans and ActionStep model outputs plus tool calls are the agent's actions; task, system "
-           "prompt, observations and errors are observations (by the tool called)")
+           "prompt, observations and errors are observations (by the tool called); ChatMessages: assistant (or a "
+           "lone tool-call) is the action, tool-response the observation")
 IDS = "the ActionStep's step_number and start time; JSON pointer of the step; run id = the wrapper's id"
 
 _OUTPUTS = ("model_output", "model_output_message", "observations", "tool_calls", "code_action", "action_output")
@@ -104,7 +136,12 @@ def _steps_of(value: Any) -> list[Any] | None:
 def detect(value: Any) -> float:
     """1.0 when every item is a memory step and one is an ActionStep (``step_number`` with a model
     output, tool calls or observations) or a PlanningStep; 0.9 for ``{"steps": [...]}`` of
-    memory steps without one; else 0."""
+    memory steps without one; 1.0 for benchmark records (``intermediate_steps``) and for a list of
+    ``ChatMessage`` dicts with a ``tool-call`` / ``tool-response`` role, 0.8 for one without; else 0."""
+    if _is_record(value) or (isinstance(value, list) and value and all(map(_is_record, value))):
+        return 1.0
+    if _is_messages(value):
+        return 1.0 if any(m["role"] in _TOOL_ROLES for m in value) else 0.8
     steps = _steps_of(value)
     if not steps:
         return 0.0
@@ -118,7 +155,19 @@ def detect(value: Any) -> float:
 
 
 def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run]:
-    """The run of a loaded smolagents memory dump (one run per file)."""
+    """The run of a loaded smolagents memory dump (one run per file); every record of a benchmark output."""
+    if _is_record(value):
+        return [_read_record(value, source, default_id=Path(source).stem, base=(), line=None)]
+    if isinstance(value, list) and value and all(map(_is_record, value)):
+        return read_each(value, source, lines, lambda item, where, default_id, base, line: _read_record(
+            item, where, default_id=default_id, base=base, line=line))
+    if _is_messages(value):
+        out: list[Step] = []
+        links: list[tuple[int, int]] = []
+        _read_messages(value, "agent", (), source, lines, None, out, links)
+        question = next((s.content for s in out if s.agent == "user"), None)
+        return [build_run(out, source=source, run_id=Path(source).stem, format=NAME, question=question,
+                          meta={"tool_calls": links, "agent": "agent"})]
     steps_in = _steps_of(value)
     if steps_in is None:
         raise InputError(source, "a list of smolagents memory steps or an object with 'steps'", got=describe(value))
@@ -209,6 +258,9 @@ def _read_steps(steps: list[Any], agent: str, manager: str | None, managed: dict
             org = Origin(id=str(number), id_type="step_number", pointer=origin.pointer, line=origin.line,
                          timestamp=_start(s))
             calls = _calls(s, source, k)
+            if not isinstance(s.get("model_output"), (str, type(None))):
+                raise InputError(source, f"{record} 'model_output' to be the model's text (a string) or null",
+                                 got=describe(s["model_output"]))
             text = _text(s.get("model_output"), source, record)
             if not text:
                 text = _message_text(s.get("model_output_message"), source, record)
@@ -315,3 +367,131 @@ def _start(step: dict[str, Any]) -> str | None:
     timing = step.get("timing")
     start = timing.get("start_time") if isinstance(timing, dict) else step.get("start_time")
     return iso_time(start)
+
+
+# -- the benchmark's own output: records whose intermediate_steps are ChatMessage dicts ---------------
+
+#: ``MessageRole`` values (``smolagents/models.py``).
+_ROLES = ("system", "user", "assistant", "tool-call", "tool-response")
+_TOOL_ROLES = ("tool-call", "tool-response")
+#: Keys of a ``ChatMessage`` dict beyond role and content (``ChatMessage.dict()``).
+_MESSAGE_KEYS = ("tool_calls", "raw", "token_usage")
+_CALLED = re.compile(r"""['"]name['"]\s*:\s*['"]([^'"]+)['"]|calling '([^']+)'""")
+
+
+def _is_message(m: Any) -> bool:
+    return isinstance(m, dict) and m.get("role") in _ROLES and "content" in m
+
+
+def _is_messages(value: Any) -> bool:
+    """A list of ``ChatMessage`` dicts: smolagents roles, and a tool role or ChatMessage's own keys."""
+    return (isinstance(value, list) and bool(value) and all(map(_is_message, value))
+            and any(m["role"] in _TOOL_ROLES or any(k in m for k in ("raw", "token_usage")) for m in value))
+
+
+def _is_record(x: Any) -> bool:
+    """A benchmark record (``examples/smolagents_benchmark/run.py``): ``intermediate_steps`` beside the question."""
+    return (isinstance(x, dict) and isinstance(x.get("intermediate_steps"), list)
+            and any(k in x for k in ("question", "augmented_question", "answer", "prediction", "true_answer", "model_id")))
+
+
+def _read_record(rec: dict[str, Any], source: str, *, default_id: str, base: tuple, line: int | None) -> Run:
+    items = rec["intermediate_steps"]
+    key = (*base, "intermediate_steps")
+    agent = _name(rec) or "agent"
+    if not items:
+        raise InputError(source, "'intermediate_steps' with the run's messages", got="an empty list")
+    out: list[Step] = []
+    links: list[tuple[int, int]] = []
+    if all(map(_is_message, items)):
+        _read_messages(items, agent, key, source, None, line, out, links)
+    elif all(step_class(s) is not None for s in items):  # memory steps (get_succinct_steps / get_full_steps)
+        _read_steps(items, agent, None, {}, key, source, None, out, links)
+        if line is not None:
+            out[:] = [dataclasses.replace(st, origin=dataclasses.replace(st.origin, line=line)) for st in out]
+    else:
+        bad = next(k for k, m in enumerate(items) if not _is_message(m))
+        raise InputError(source, f"intermediate_steps[{bad}] to be a ChatMessage {{role, content}} with a role among "
+                                 f"{', '.join(_ROLES)}, or a memory step", got=describe(items[bad]))
+    if rec.get("agent_error"):
+        warn(source, f"the agent raised an error ({text_of(rec['agent_error'])[:80]!r}): the run stops there")
+    if rec.get("iteration_limit_exceeded"):
+        warn(source, "the agent hit its step limit: the run has no final answer of its own")
+    question = rec.get("original_question", rec.get("question"))
+    ident = rec.get("task_id", rec.get("id"))
+    meta = {"tool_calls": links, "agent": agent,
+            **{k: rec[k] for k in ("model_id", "agent_action_type", "answer", "prediction", "true_answer", "source",
+                                   "token_counts")
+               if rec.get(k) is not None}}
+    return build_run(out, source=source, run_id=str(ident) if ident is not None else default_id, format=NAME,
+                     question=question if isinstance(question, str) else None, meta=meta)
+
+
+def _read_messages(msgs: list[Any], agent: str, key: tuple, source: str, lines: list[int] | None, line: int | None,
+                   out: list[Step], links: list[tuple[int, int]]) -> None:
+    """Steps of ``ChatMessage`` dicts (``agent.write_memory_to_messages()``, a benchmark's intermediate_steps).
+
+    ``assistant`` is the agent's action (its ``tool_calls`` appended when the text does not hold them); a
+    ``tool-call`` message restates the calls of the assistant message before it (skipped), or is the
+    action when no assistant message precedes it; ``tool-response`` is an observation by the tool called;
+    ``system`` and ``user`` are observations."""
+    act: int | None = None
+    called: str | None = None
+    for i, m in enumerate(msgs):
+        record = f"line {lines[i]}" if lines else f"message {i}"
+        if not _is_message(m):
+            raise InputError(source, f"{record} to be a ChatMessage {{role, content}} with a role among "
+                                     f"{', '.join(_ROLES)}", got=describe(m) if not isinstance(m, dict)
+                             else repr(m.get("role")))
+        role = m["role"]
+        text = _text(m.get("content"), source, record)
+        origin = Origin(pointer=pointer(*key) if lines else pointer(*key, i),
+                        line=lines[i] if lines else line)
+
+        def add(who: str, kind: str, body: str) -> int:
+            out.append(Step(index=len(out), agent=who, role=role, kind=kind, content=body, origin=origin))
+            return len(out) - 1
+
+        if role in ("system", "user"):
+            add(role, OBSERVATION, text)
+            act, called = None, None
+        elif role == "assistant":
+            calls = _calls(m, source, i)
+            extra = [tool_call_text(n, a) for n, a, _ in calls if not _call_in_text(n, a, text)]
+            act = add(agent, ACTION, "\n".join(([text] if text else []) + extra))
+            called = calls[0][0] if calls else _first_called(text)
+        elif role == "tool-call":
+            calls = _restated_calls(text)
+            if act is None or out[act].role != "assistant" or out[-1].index != act:
+                # No assistant text before it (a ToolCallingAgent's native call): the calls are the action,
+                # scored as name + arguments, not the framework's "Calling tools:" rendering with call ids.
+                act = add(agent, ACTION, "\n".join(tool_call_text(n, a) for n, a in calls) if calls else text)
+            called = (calls[0][0] if calls else None) or _first_called(text) or called
+        else:  # tool-response
+            obs = add(called or "tool", OBSERVATION, text)
+            if act is not None and called:
+                links.append((act, obs))
+            act = None
+
+
+def _restated_calls(text: str) -> list[tuple[str, Any]]:
+    """``(name, arguments)`` of a ``tool-call`` message (``"Calling tools:\\n" + str(list of call dicts)``)."""
+    head, _, body = text.partition("Calling tools:")
+    if head.strip() or not body.strip():
+        return []
+    try:
+        calls = ast.literal_eval(body.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return []
+    out = []
+    for c in calls if isinstance(calls, list) else []:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not (isinstance(fn, dict) and isinstance(fn.get("name"), str)):
+            return []
+        out.append((fn["name"], fn.get("arguments")))
+    return out
+
+
+def _first_called(text: str) -> str | None:
+    hit = _CALLED.search(text)
+    return (hit.group(1) or hit.group(2)) if hit else None

@@ -138,6 +138,17 @@ def _read_one(obj: dict, source: str, run_id: str, base: tuple) -> Run:
     info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
     meta = {"info": info, "environment": obj.get("environment")}
     traj = obj.get("trajectory")
+    if history is not None and not isinstance(history, list):
+        # read from 'trajectory' instead, the task statement (only in the history) would be lost without a word
+        raise InputError(source, "'history' to be a list of messages {role, content, agent, message_type}",
+                         got=describe(history))
+    for i, entry in enumerate(history or []):  # a malformed entry is an error, never a silent fallback
+        if not isinstance(entry, dict):
+            raise InputError(source, "a history entry {role, content, agent, message_type}", step=i,
+                             got=describe(entry))
+        if entry.get("role") not in _ROLES:
+            raise InputError(source, f"a history role among {', '.join(sorted(_ROLES))}", step=i,
+                             got=repr(entry.get("role")))
     own_turns = isinstance(history, list) and any(
         isinstance(e, dict) and e.get("role") == "assistant" and not e.get("is_demo") for e in history)
     if isinstance(history, list) and history and (own_turns or not (isinstance(traj, list) and traj)):
@@ -146,6 +157,9 @@ def _read_one(obj: dict, source: str, run_id: str, base: tuple) -> Run:
     else:  # no history, or one without any turn of the model's own (demonstrations only)
         if not (isinstance(traj, list) and traj):
             raise InputError(source, "a non-empty 'history' or 'trajectory' list", got=describe(obj))
+        if history:
+            warn(source, f"'history' holds no assistant turn of the model's own ({len(history)} entries: prompt and "
+                         "demonstrations): read from 'trajectory', which does not hold the task statement")
         steps, links = _from_trajectory(traj, source, base)
         meta["read_from"] = "trajectory"
     return build_run(steps, source=source, run_id=run_id, format=NAME, meta={"tool_calls": links, **meta})

@@ -13,7 +13,8 @@
                       "messages": [{"role", "content", "tool_calls": [{"id", "name", "arguments",
                                     "requestor"}], "turn_idx", "timestamp"}, ...]}, ...]}
 
-(a single ``SimulationRun`` object, or a list of them, is read too). Message content may also be
+(a single ``SimulationRun`` object, or a list of them, is read too; so is a single τ-bench
+``EnvRunResult`` object, one run a file, whose keys beyond the five go to ``run.meta["extra"]``). Message content may also be
 Anthropic blocks (τ-bench's Claude agent): ``tool_use`` blocks are the assistant's calls and a user
 message of ``tool_result`` blocks is the tool's output, an observation.
 
@@ -59,13 +60,15 @@ from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 __all__ = ["NAME", "DESCRIPTION", "ACTIONS", "IDS", "detect", "read"]
 
 NAME = "tau-bench"
-DESCRIPTION = "τ-bench results (a list of {task_id, trial, reward, traj}) and τ²-bench results ({simulations: [...]})"
+DESCRIPTION = ("τ-bench results (a list of {task_id, trial, reward, traj}, or one such object a file) and τ²-bench "
+               "results ({simulations: [...]})")
 ACTIONS = ("assistant messages are actions of the agent, user messages (and their tool calls) actions of the user "
            "simulator; tool results ('API output:' user messages in τ-bench ReAct), system prompts are observations")
 IDS = "τ²: the tool message's call id and the message timestamp; τ-bench: tool_call_id; JSON pointer of each message"
 
 _ROLES = ("system", "user", "assistant", "tool")
 _API_OUTPUT = "API output: "
+_V1_KEYS = ("task_id", "trial", "reward", "info", "traj")
 
 
 def _is_v1(x: Any) -> bool:
@@ -92,7 +95,7 @@ def detect(value: Any) -> float:
         sims = value.get("simulations")
         if isinstance(sims, list) and sims and all(_is_sim(s) for s in sims):
             return 1.0
-        return 1.0 if _is_sim(value) else 0.0
+        return 1.0 if _is_sim(value) or _is_v1(value) else 0.0
     if isinstance(value, list) and value and (all(_is_v1(x) for x in value) or all(_is_sim(x) for x in value)):
         return 1.0
     return 0.0
@@ -110,6 +113,8 @@ def read(value: Any, source: str, *, lines: list[int] | None = None) -> list[Run
         return _read_sims(value, source, _names({}), base=(), lines=lines)
     if isinstance(value, list) and value and all(_is_v1(x) for x in value):
         return _read_v1(value, source, lines)
+    if isinstance(value, dict) and _is_v1(value):  # one EnvRunResult a file (extra keys are kept in meta)
+        return _read_v1([value], source, None, single=True)
     raise InputError(source, "τ-bench results (a list of {task_id, trial, reward, traj}) or τ²-bench results "
                      "({simulations: [...]})", got=describe(value))
 
@@ -136,17 +141,20 @@ def _success(reward: Any, where: str) -> bool | None:
 # -- τ-bench ---------------------------------------------------------------------------------------
 
 
-def _read_v1(items: list, source: str, lines: list[int] | None) -> list[Run]:
+def _read_v1(items: list, source: str, lines: list[int] | None, *, single: bool = False) -> list[Run]:
     runs = []
     for k, item in enumerate(items):
         run_id = f"{item['task_id']}/trial-{item.get('trial', 0)}"
         record = f"line {lines[k]}" if lines else f"run {run_id}"
         where = f"{source}, {record}"
         info = item.get("info") if isinstance(item.get("info"), dict) else {}
+        if not item["traj"] and single:
+            raise InputError(where, "a τ-bench result with a non-empty 'traj'",
+                             got=f"an empty traj (error: {str(info.get('error'))[:80]!r})")
         if not item["traj"]:
             warn(source, f"run {run_id} has an empty traj (error: {str(info.get('error'))[:80]!r}); skipped", record=record)
             continue
-        base = () if lines else (k,)
+        base = () if lines or single else (k,)
         steps, links = _messages(item["traj"], where, "agent", "user_simulator", base=(*base, "traj"),
                                  line=lines[k] if lines else None, tau2=False)
         task = info.get("task") if isinstance(info.get("task"), dict) else {}
@@ -155,7 +163,8 @@ def _read_v1(items: list, source: str, lines: list[int] | None) -> list[Run]:
             question=task.get("instruction") if isinstance(task.get("instruction"), str) else None,
             success=_success(item.get("reward"), where),
             meta={"tool_calls": links, "task_id": item["task_id"], "trial": item.get("trial"),
-                  "reward": item.get("reward"), "info": info, "position": k},
+                  "reward": item.get("reward"), "info": info,
+                  **({"extra": {x: item[x] for x in item if x not in _V1_KEYS}} if single else {"position": k})},
         ))
     return runs
 

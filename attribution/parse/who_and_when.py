@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import InputError
-from attribution.parse.chat import ROLES, build_run
+from attribution.parse.chat import ROLES, build_run, check_one_thread
 from attribution.parse.common import pointer, read_each
 from attribution.types import ACTION, OBSERVATION, Origin, Run, Step
 
@@ -122,6 +122,8 @@ def parse_one(obj: Any, source: str, run_id: str | None = None, *, line: int | N
         suffix, bad labels, an empty run or a run without any action step.
     """
     history = obj.get("history") if isinstance(obj, dict) else None
+    if isinstance(obj, dict):
+        check_one_thread(obj, source)
     if not isinstance(history, list):
         raise InputError(source, "a Who&When object with a 'history' list")
     if not history:
