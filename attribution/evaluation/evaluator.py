@@ -217,6 +217,7 @@ def evaluate(
     engine_options: dict[str, Any] | None = None,
     shard: str | tuple[int, int] | None = None,
     calibrate: float | None = None,
+    require_labels: bool = False,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -251,6 +252,9 @@ def evaluate(
     shard : "I/N" or (I, N): score only the I-th of N shards of the runs into the cache and
         return no metrics (``subsets`` is empty); a later evaluation without ``shard`` on the
         same cache reads every run and scores none. Needs the on-disk cache.
+    require_labels : a file or folder's unlabelled runs are an error (True), or left out and
+        counted in ``settings["skipped_unlabelled"]`` (False, the default; a list of runs given
+        is always taken as it is)
     calibrate : float in (0, 1), optional: also choose the monitor's alert threshold for this
         false-alarm rate among the successful runs (:func:`~attribution.evaluation.calibration.calibrate`)
 
@@ -291,13 +295,19 @@ def evaluate(
     if isinstance(dataset, (str, Path)):
         from attribution.evaluation.data import load_runs_for_eval
 
+        unlabelled: list[Run] = []
         runs, origin = load_runs_for_eval(
             dataset, subset=subset, data_dir=data_dir, format=format, labels=labels,
-            actors=tuple(actors), observers=tuple(observers),
+            actors=tuple(actors), observers=tuple(observers), require_labels=require_labels, skipped=unlabelled,
         )
         name = str(dataset)
+        if not runs and unlabelled:
+            raise ConfigError(
+                f"nothing to evaluate: none of the {len(unlabelled)} runs of {name} carries a label "
+                "('mistake_step'/'mistake_agent' or 'success'; or give a --labels file)"
+            )
     else:
-        runs, origin, name = list(dataset), "runs given", "runs"
+        runs, origin, name, unlabelled = list(dataset), "runs given", "runs", []
     if not runs:
         raise ConfigError("nothing to evaluate: the dataset holds no runs")
     for run in runs:  # an agent no pair takes is reported before any model loads
@@ -429,6 +439,7 @@ def evaluate(
         ),
         "group_size": group_size,
         "label_problems": label_problems(runs),
+        "skipped_unlabelled": {"n": len(unlabelled), "runs": [r.run_id for r in unlabelled]},
     }
     # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
     bad = len(cache.bad) + (len(ncache.bad) if ncache is not None else 0)

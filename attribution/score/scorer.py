@@ -389,7 +389,8 @@ def _batches(jobs: list, max_tokens: int, progress: bool, name: str) -> Iterable
     if cur:
         batches.append(cur)
     total = sum(sum(j[2].end - j[2].start for j in b) for b in batches)
-    with tqdm(total=total, unit="tok", desc=f"scoring ({name})", disable=not progress, leave=False) as bar:
+    # Shown only once scoring has taken a moment (delay), so a quick run prints no bar.
+    with tqdm(total=total, unit="tok", desc=f"scoring tokens (pair {name})", disable=not progress, leave=False, delay=0.5) as bar:
         for b in batches:
             yield b
             bar.update(sum(j[2].end - j[2].start for j in b))
