@@ -48,8 +48,8 @@ def headline(result) -> str:
         v = m[key].value if key in m else None
         return f"{100 * v:.2f}%" if v is not None and v == v else "n/a"
 
-    return f"{name} on {subset} ({m['step_accuracy_score'].n} runs): step accuracy {pct('step_accuracy_score')}, " \
-           f"agent accuracy {pct('agent_accuracy_score')}"
+    return f"{name} on {subset}: step accuracy {pct('step_accuracy_score')}, agent accuracy {pct('agent_accuracy_score')} " \
+           f"over {m['step_accuracy_score'].n} failed runs with a culprit label"
 
 
 _AGGREGATES = ["select", "sum", "mean", "min", "last"]

@@ -46,10 +46,8 @@ def select(runs, run_id, all_runs, policy, reference, pairs, beta, by, fmt, wind
         raise ConfigError("give --run ID or --all, not both")
     if all_runs:
         candidates = [r for path in runs for r in load_runs(path, fmt)]
-    elif run_id is not None:
+    else:  # one run per file: a file of several asks for --run ID or --all
         candidates = [load_run(path, fmt, run_id=run_id) for path in runs]
-    else:
-        candidates = list(runs)
     sel = select_runs(
         candidates, by=by, policy=policy, reference=reference, pairs=pairs, beta=beta, format=fmt, window=window,
         min_context=min_context, chat_template=False if no_chat_template else "auto", dtype=dtype, device=device,
