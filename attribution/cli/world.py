@@ -31,7 +31,7 @@ def generate(out_dir: str) -> None:
     check_writable(out_dir, option="--out", folder=True)
     t0 = time.time()
     for name, path in generate_sets(out_dir).items():
-        echo(f"{name}: {path}")
+        echo(f"wrote {path} ({name})")
     echo(f"done in {time.time() - t0:.1f}s")
 
 
@@ -60,7 +60,8 @@ def train_command(out_dir: str, replace_shipped: bool, seed: int, sft_steps: int
     overrides = {k: v for k, v in (("sft_steps", sft_steps), ("rl_steps", rl_steps), ("threads", threads)) if v is not None}
     config = TrainConfig(seed=seed, **overrides)
     summary = train(out_dir, config, log=echo)
-    echo(f"pair config: {Path(out_dir, 'pairs.json')} (total {summary['wall_seconds']['total']:.0f}s)")
+    echo(f"wrote {Path(out_dir, 'reference')}, {Path(out_dir, 'policy')}, {Path(out_dir, 'training.json')}")
+    echo(f"wrote {Path(out_dir, 'pairs.json')} (the pair config; total {summary['wall_seconds']['total']:.0f}s)")
 
 
 @world.command("results")
