@@ -297,7 +297,7 @@ def diagnose_many(
     scorer = make_scorer(
         policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
         chat_template=chat_template, dtype=dtype, device=engine.worker_device(device), device_map=device_map,
-        max_batch_tokens=max_batch_tokens, check_device=not engine.remote,
+        max_batch_tokens=max_batch_tokens, check_device=not engine.remote, progress=progress and not engine.remote,
     )
     for run in runs:  # an agent no pair takes is reported before any model loads
         scorer.assign(run)

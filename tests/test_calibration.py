@@ -72,13 +72,14 @@ def test_calibration_bad_input(tmp_path):
     assert load_calibration(path, CKPT).threshold == json.loads(path.read_text())["threshold"]
     other = json.loads(json.dumps(CKPT))
     other["world"]["policy"]["id"] = "policy@ccc"
-    with pytest.raises(ConfigError, match="other checkpoints .*pair 'world'") as err:
+    with pytest.raises(ConfigError, match="another setup .*pair 'world': policy policy@") as err:
         load_calibration(path, other)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "beta" not in str(err.value)
     other = json.loads(json.dumps(CKPT))
     other["world"]["beta"] = 0.5
-    with pytest.raises(ConfigError, match="other checkpoints"):
+    with pytest.raises(ConfigError, match=r"pair 'world': beta .* in the file, 0.5 here\)") as err:  # issue 17: names beta
         load_calibration(path, other)
+    assert "policy" not in str(err.value).split("another setup")[1].split(";")[0]
     (tmp_path / "bad.json").write_text('{"schema": "attribution.diagnosis/1"}')
     with pytest.raises(InputError, match="calibration file"):
         load_calibration(tmp_path / "bad.json")

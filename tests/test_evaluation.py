@@ -376,7 +376,9 @@ def test_killed_evaluation_resumes_without_rescoring(tiny_pair, tmp_path, monkey
     resumed = tmp_path / "resumed.json"
     res = CliRunner().invoke(main, [*args, "--json", str(resumed)])
     assert res.exit_code == 0, res.output
-    assert len(scored) == 4 and not {f"{h}.npz" for h in scored} & set(mtimes)  # only the 4 unscored runs
+    # The 4 unscored runs, plus the one cached run of the group the kill cut (scored again with its group,
+    # so that every run sees the batch it sees in a fresh evaluation; its entry is not rewritten).
+    assert len(scored) == 5 and len(set(scored) - {n[: -len(".npz")] for n in mtimes}) == 4
     assert forward  # ... and they did need forward passes
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.npz") if p.name in mtimes} == mtimes  # untouched
     assert len(list(folder.glob("*.npz"))) == 7
@@ -623,3 +625,24 @@ def test_readme_example_is_drawn_by_a_fixed_rule_whatever_the_verdict():
     runs = [scored("lucky", True, (-1, 0), (0, -1)), scored("wrong", False, (0, -1), (0, -1)), scored("right", False, (-1, 0), (0, -1))]
     assert _culprit(runs[1], Scored.pa) != runs[1].record["mistake_step"]
     assert pick_example(runs)["id"] == "wrong"
+
+
+def test_eval_of_a_half_labelled_folder_evaluates_the_labelled_runs(tiny_pair, tmp_path):
+    """Issue 17: the unlabelled runs are counted and named, not a stop; --require-labels keeps the old strictness."""
+    from attribution.cli import main
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_jsonl(folder / "labelled.jsonl", labelled_runs(3, 1, seed=4))
+    plain = [{k: v for k, v in r.items() if k not in ("mistake_step", "mistake_agent", "success")} for r in labelled_runs(2, 0, seed=5)]
+    write_jsonl(folder / "plain.jsonl", [{**r, "id": f"plain-{k}"} for k, r in enumerate(plain)])
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(main, [*eval_args(folder, tiny_pair, tmp_path / "cache", "-q"), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["settings"]["n_runs"] == 4 and d["settings"]["skipped_unlabelled"] == {"n": 2, "runs": ["plain-0", "plain-1"]}
+    lines = res.output.splitlines()
+    assert len(lines) == 2 and "step accuracy" in lines[0] and "over 3 failed runs" in lines[0]  # -q: the headline, and the skip
+    assert lines[1].startswith("skipped 2 unlabelled runs") and "plain-0, plain-1" in lines[1]
+    res = CliRunner().invoke(main, [*eval_args(folder, tiny_pair, tmp_path / "cache", "--require-labels")])
+    assert res.exit_code == 2 and "expected a labelled run" in res.output and "plain-0" in res.output

@@ -305,7 +305,7 @@ def test_monitor_cli_refuses_a_calibration_of_another_pair(world_logs, tmp_path)
                       "reference": {"name": "r", "id": "reference@0000", "dtype": "float32"}, "beta": 0.2}}
     write_calibration(Calibration(-0.3, 0.1, 0.1, 0.8, 3.0, 0.3, 10, 10, 8, checkpoints=ckpt), tmp_path / "cal.json")
     res = _cli("monitor", log, "--calibration", tmp_path / "cal.json")
-    assert res.exit_code == 2 and res.output.count("\n") == 1 and "other checkpoints" in res.output
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "another setup (pair 'world': policy policy@0000 in the file" in res.output
     res = _cli("monitor", log, "--calibration", tmp_path / "cal.json", "--threshold", 1)
     assert res.exit_code == 2 and "either --threshold or --calibration" in res.output
 

@@ -204,9 +204,12 @@ def test_out_of_memory_halves_the_batch_and_loses_no_run(monkeypatch, error):
     calls = fake_oom(monkeypatch, limit=3 * width, error=error)  # at most 3 windows fit at once
     got = scorer.score_many(runs)
     assert calls["oom"] >= 1 and scorer.stats["oom_retries"] == calls["oom"]
-    assert [[(s.index, s.logps, s.ref_logps) for s in r.steps] for r in got] == [
-        [(s.index, s.logps, s.ref_logps) for s in r.steps] for r in want
-    ]
+    # Smaller batches round differently (float32 in another batch shape): equal within the stated 1e-5.
+    for a, b in zip(got, want):
+        assert [s.index for s in a.steps] == [s.index for s in b.steps]
+        for x, y in zip(a.steps, b.steps):
+            assert x.logps == pytest.approx(y.logps, rel=1e-5, abs=1e-5)
+            assert x.ref_logps == pytest.approx(y.ref_logps, rel=1e-5, abs=1e-5)
     # Once halved, later batches start below the size that failed: fewer failures than batches.
     assert calls["oom"] < calls["ok"]
 

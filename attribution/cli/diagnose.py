@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from attribution.cli.terminal import echo, visible
+from attribution.cli.terminal import echo, visible, wrote
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -20,12 +20,50 @@ from attribution.cli.options import (
     window_options,
 )
 
-__all__ = ["diagnose", "print_diagnosis", "print_summary"]
+__all__ = ["diagnose", "print_diagnosis", "print_summary", "verdict", "label_line", "handle"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
     text = visible(" ".join(str(text).split()))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def handle(origin: dict) -> str:
+    """Where to find a step in the user's own tool: its span, message or event id, else its JSON
+    pointer (and line, in JSONL); empty when the reader recorded none."""
+    if origin.get("id"):
+        out = f"{origin.get('id_type') or 'id'} {origin['id']}"
+        return out + (f" in trace {origin['trace_id']}" if origin.get("trace_id") else "")
+    where = [f"line {origin['line']}"] if origin.get("line") else []
+    if origin.get("pointer"):
+        where.append(f"JSON pointer {origin['pointer']}")
+    return ", ".join(where)
+
+
+def verdict(diag, *, run: bool = False) -> str:
+    """``culprit: step N by AGENT (its id or pointer)``, prefixed by the run id with ``run``."""
+    step = next((s for s in diag.run_steps if s["index"] == diag.culprit_step), {})
+    where = handle(step.get("origin") or {})
+    return (f"run {diag.run_id}: " if run else "") + f"culprit: step {diag.culprit_step} by {diag.culprit_agent}" + (
+        f" ({where})" if where else "")
+
+
+def label_line(diag) -> str | None:
+    """The run's own label beside the verdict: the labelled mistake, and whether the run succeeded."""
+    labels = diag.labels
+    if labels.get("success") is True:
+        return "label:   the run succeeded (success: true): there is no failure to find; the culprit is only the lowest-scored step"
+    if "mistake_step" in labels:
+        gold_step, gold_agent = labels["mistake_step"], labels.get("mistake_agent")
+        hit = "step and agent match" if gold_step == diag.culprit_step else (
+            "agent matches" if gold_agent == diag.culprit_agent else "no match")
+        return f"label:   step {gold_step} by {gold_agent} ({hit})" + ("; the run failed" if labels.get("success") is False else "")
+    if "mistake_agent" in labels:
+        hit = "agent matches" if labels["mistake_agent"] == diag.culprit_agent else "no match"
+        return f"label:   agent {labels['mistake_agent']} ({hit})" + ("; the run failed" if labels.get("success") is False else "")
+    if labels.get("success") is False:
+        return "label:   the run failed (success: false); the log names no culprit step"
+    return None
 
 
 def print_diagnosis(diag) -> None:
@@ -39,13 +77,10 @@ def print_diagnosis(diag) -> None:
         echo(f"{r:>4}  {i:>4}  {_snippet(st.agent, 22):<22} {st.score:>9.3f} {st.n_tokens:>6}  {_snippet(by_index[i]['content'])}")
     totals = ", ".join(f"{a} {v:.3f}" for a, v in sorted(diag.agent_totals.items(), key=lambda t: t[1]))
     echo(f"agent totals: {totals}")
-    verdict = f"culprit: step {diag.culprit_step} by {diag.culprit_agent}"
-    echo(verdict, bold=True)
-    if "mistake_step" in diag.labels:
-        gold_step, gold_agent = diag.labels["mistake_step"], diag.labels.get("mistake_agent")
-        hit = "step and agent match" if gold_step == diag.culprit_step else (
-            "agent matches" if gold_agent == diag.culprit_agent else "no match")
-        echo(f"label:   step {gold_step} by {gold_agent} ({hit})")
+    echo(verdict(diag), bold=True)
+    label = label_line(diag)
+    if label:
+        echo(label)
 
 
 def print_summary(diags) -> None:
@@ -60,6 +95,8 @@ def print_summary(diags) -> None:
             labelled += 1
             hits += d.labels["mistake_step"] == d.culprit_step
             label = f"step {d.labels['mistake_step']} by {d.labels.get('mistake_agent')}"
+        elif d.labels.get("success") is not None:
+            label = "succeeded" if d.labels["success"] else "failed"
         name = f"{d.source}" + (f" [{d.run_id}]" if d.run_id and d.run_id not in str(d.source) else "")
         name = name if len(name) <= 40 else "…" + name[-39:]  # a long path keeps its file name
         echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
@@ -85,7 +122,7 @@ def print_summary(diags) -> None:
 @click.option("--graph", "graph_out", type=click.Path(dir_okay=False), help="Write the step graph as node-link JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @emit_option
-@quiet_option("No progress bar or table; print only the verdict.")
+@quiet_option("the verdict")
 def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
              window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens, engine, address, workers,
              gpus_per_worker, json_out, graph_out, html_out, emits, quiet):
@@ -128,6 +165,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         from attribution.graph import build_graph, write_graph
 
         write_graph(build_graph(runs[0]), graph_out)
+        wrote(graph_out, quiet)
     # One batched scoring of every run (a file's --all runs share forward-pass batches too).
     diags = diagnose_many(
         runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
@@ -140,8 +178,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     else:
         for diag in diags:
             if quiet:
-                prefix = f"run {diag.run_id}: " if all_runs else ""
-                echo(f"{prefix}culprit: step {diag.culprit_step} by {diag.culprit_agent}")
+                echo(verdict(diag, run=all_runs))
             else:
                 print_diagnosis(diag)
     if json_out:
@@ -149,9 +186,12 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
             atomic_write_text(json_out, json.dumps([d.to_dict() for d in diags], ensure_ascii=False, indent=1))
         else:
             atomic_write_text(json_out, diags[0].to_json(indent=1))
+        wrote(json_out, quiet)
     if html_out:
         from attribution.report import write_html
 
         write_html(diags[0], html_out)
+        wrote(html_out, quiet)
     for kind, path in targets:
         emit(diags, kind, path)
+        wrote(path, quiet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from attribution.cli.terminal import echo
+from attribution.cli.terminal import echo, wrote
 from attribution.cli.options import (
     device_option,
     dtype_option,
@@ -23,10 +23,10 @@ from attribution.cli.options import (
 __all__ = ["eval_command", "print_label_problems"]
 
 _PROBLEMS = {
-    "gold_observation": "labelled step is an observation (no method scoring actions can hit it)",
-    "agent_mismatch": "mistake_agent is not the speaker at mistake_step",
-    "agent_mismatch_case_only": "mistake_agent differs from the speaker only in case",
-    "duplicate_content": "run identical to an earlier run",
+    "gold_observation": "the labelled step is an observation (no method scoring actions can hit it)",
+    "agent_mismatch": "the mistake_agent is not the speaker at mistake_step",
+    "agent_mismatch_case_only": "the mistake_agent differs from the speaker only in case",
+    "duplicate_content": "the run is identical to an earlier run",
 }
 
 
@@ -36,7 +36,21 @@ def print_label_problems(problems: dict) -> None:
         got = problems.get(key, {})
         if got.get("n"):
             ids = ", ".join(got["runs"][:5]) + (", ..." if got["n"] > 5 else "")
-            echo(f"labels: {got['n']} run(s) where the {what}: {ids}")
+            echo(f"labels: {got['n']} {'run' if got['n'] == 1 else 'runs'} where {what}: {ids}")
+
+def headline(result) -> str:
+    """One line: the reported attribution method's step and agent accuracy on all the runs (eval -q)."""
+    subset = "all" if "all" in result.subsets else next(iter(result.subsets))
+    name = result.attribution_method
+    m = result.subsets[subset][name].metrics
+
+    def pct(key: str) -> str:
+        v = m[key].value if key in m else None
+        return f"{100 * v:.2f}%" if v is not None and v == v else "n/a"
+
+    return f"{name} on {subset}: step accuracy {pct('step_accuracy_score')}, agent accuracy {pct('agent_accuracy_score')} " \
+           f"over {m['step_accuracy_score'].n} failed runs with a culprit label"
+
 
 _AGGREGATES = ["select", "sum", "mean", "min", "last"]
 _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
@@ -52,12 +66,15 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @format_option
 @click.option("--labels", "labels", type=click.Path(dir_okay=False),
               help="Labels by run id (JSON/JSONL: run_id, mistake_step or mistake_id, mistake_agent, success).")
+@click.option("--require-labels", is_flag=True,
+              help="Stop at the first unlabelled run (default: evaluate the labelled runs and count the others).")
 @role_options
 @pair_options
 @click.option("--aggregate", default="select", show_default=True, type=click.Choice(_AGGREGATES),
-              help="Token -> step aggregation; 'select' chooses it by cross-validation.")
+              help="Token -> step aggregation; 'select' chooses it by cross-validation (diagnose and select take one fixed "
+                   "setting instead, default sum).")
 @click.option("--ranker", default="select", show_default=True, type=click.Choice(_RANKERS),
-              help="Step ranker; 'select' chooses it by cross-validation.")
+              help="Step ranker; 'select' chooses it by cross-validation (diagnose's fixed default: most-negative).")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds of the selection.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and of the bootstrap.")
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=0), help="Bootstrap resamples of the 95% intervals.")
@@ -77,8 +94,8 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
               help="Also choose the monitor's alert threshold for this false-alarm rate among successful runs.")
 @click.option("--calibration-out", default="calibration.json", show_default=True, type=click.Path(dir_okay=False),
               help="Where --calibrate writes the calibration file (for attribution monitor --calibration).")
-@quiet_option("No progress bar and no table.")
-def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
+@quiet_option("the headline: the attribution method's step and agent accuracy")
+def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
                  engine, address, workers, gpus_per_worker, shard, json_out, md_out, calibrate_fpr, calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
@@ -103,7 +120,7 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, device_map=device_map,
         max_batch_tokens=max_batch_tokens, shard=shard, progress=not quiet, calibrate=calibrate_fpr,
-        **engine_settings(engine, address, workers, gpus_per_worker),
+        require_labels=require_labels, **engine_settings(engine, address, workers, gpus_per_worker),
     )
     t = result.timing
     if shard is not None:  # a shard reports what it scored; the plain eval afterwards reports the metrics
@@ -111,21 +128,32 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
              f"in {result.settings['cache']['dir']}; {t['total_s']:.1f} s")
         if json_out:
             write_json(result, json_out)
+            wrote(json_out, quiet)
         return
     if not quiet:
         echo(format_table(result), newlines=True)
         echo(f"{t['runs']} runs: {t['scored']} scored, {t['from_cache']} from the cache; {t['total_s']:.1f} s")
         echo(resources_line(t))
         print_label_problems(result.settings.get("label_problems", {}))
+    else:
+        echo(headline(result))
+    skipped = result.settings.get("skipped_unlabelled", {})
+    if skipped.get("n"):  # said even with -q: the numbers above leave these runs out
+        ids = ", ".join(skipped["runs"][:5]) + (", ..." if skipped["n"] > 5 else "")
+        echo(f"skipped {skipped['n']} unlabelled {'run' if skipped['n'] == 1 else 'runs'} (no mistake_step, mistake_agent "
+             f"or success; --require-labels makes this an error): {ids}")
     if json_out:
         write_json(result, json_out)
+        wrote(json_out, quiet)
     if md_out:
         write_markdown(result, md_out)
+        wrote(md_out, quiet)
     if result.calibration is not None:
         from attribution.evaluation.calibration import Calibration, write_calibration
 
         cal = Calibration(**result.calibration)
         write_calibration(cal, calibration_out)
+        wrote(calibration_out, quiet)
         recall = f"{cal.recall:.3f} of {cal.n_failure} failures" if cal.recall is not None else "no failures to measure recall on"
         lead = f", median lead {cal.lead_steps_median:g} steps" if cal.lead_steps_median is not None else ""
         echo(f"calibration: alert below {cal.threshold:.4f} (false alarms {cal.fpr:.3f} of {cal.n_success} successes, "

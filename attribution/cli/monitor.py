@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from attribution.cli.terminal import echo
+from attribution.cli.terminal import echo, wrote
 
 from attribution.cli.options import (
     device_option,
@@ -36,21 +36,27 @@ ALERT_STATUS = 1
 @click.option("--calibration", "calibration_file", type=click.Path(dir_okay=False), help="Take the threshold from a calibration file (attribution eval --calibrate).")
 @click.option("--on-alert", "on_alert", help="Shell command run once when the alert fires (env: ATTRIBUTION_ALERT_STEP, ATTRIBUTION_RUN_SCORE, ATTRIBUTION_LOG).")
 @click.option("--fail-on-alert", is_flag=True, help=f"Stop at the alert and exit with status {ALERT_STATUS}.")
+@click.option("--run", "run_id", metavar="ID", help="Monitor the run with this id, when LOG holds several.")
+@click.option("--all", "all_runs", is_flag=True, help="Not for monitor, which follows one run: see diagnose --all or select --all.")
 @pair_options
 @format_option
 @window_options
 @dtype_option("Weights' dtype; log-softmax is always fp32.")
 @device_option
 @json_option("Write the scored run as JSON when monitoring ends (the diagnosis schema, as diagnose --json; settings.monitor holds the alert).")
-@quiet_option("Print only alerts.")
-def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, policy, reference, pairs, beta,
-            fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
+@quiet_option("alerts")
+def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, run_id, all_runs, policy, reference,
+            pairs, beta, fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
     """Score the run in LOG step by step; alert when its running score crosses the threshold."""
     from attribution.diagnoser import make_scorer
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text
     from attribution.monitor import JsonlFollower, Monitor, follow_steps
 
+    if all_runs:
+        raise ConfigError("monitor follows one run: pick it with --run ID (diagnose --all and select --all score every run of a file)")
+    if follow and run_id is not None:
+        raise ConfigError("--follow reads one growing run; --run ID picks a run of a finished log")
     if threshold is not None and calibration_file is not None:
         raise ConfigError("give either --threshold or --calibration, not both")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
@@ -65,9 +71,9 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     else:
         from attribution.parse import load_run
 
-        run = load_run(log, format=fmt)
+        run = load_run(log, format=fmt, run_id=run_id)
         follower, steps = None, iter(run.steps)
-    mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
+    mon = Monitor(scorer, threshold=threshold, run_id=run.run_id if run_id is not None else os.path.basename(str(log)), source=str(log),
                   format=(fmt or "") if follow else run.format)
     if not quiet:
         echo(f"{'step':>4}  {'agent':<20} {'score':>9} {'run score':>10}  agents" + (f"  (alert below {threshold:.4f})" if threshold is not None else ""))
@@ -103,5 +109,6 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
         mon.run.format = steps.format or ""
     if json_out:
         atomic_write_text(json_out, mon.diagnosis().to_json(indent=1))
+        wrote(json_out, quiet)
     if stopped_at_alert:
         sys.exit(ALERT_STATUS)

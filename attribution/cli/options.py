@@ -144,6 +144,7 @@ def json_option(help: str) -> Callable:
     return click.option("--json", "json_out", type=click.Path(dir_okay=False), help=help)
 
 
-def quiet_option(help: str) -> Callable:
-    """``--quiet/-q``; each command says what it silences."""
-    return click.option("--quiet", "-q", is_flag=True, help=help)
+def quiet_option(result: str) -> Callable:
+    """``--quiet/-q``, one meaning on every command: print only the result (each command names it),
+    no progress bar, table or ``wrote PATH`` line."""
+    return click.option("--quiet", "-q", is_flag=True, help=f"Print only {result}: no progress bar, table or 'wrote PATH' lines.")

@@ -14,7 +14,7 @@ import re
 
 import click
 
-__all__ = ["visible", "echo"]
+__all__ = ["visible", "echo", "wrote"]
 
 # C0 controls, DEL, C1 controls, the line/paragraph separators, bidi embeddings, overrides and
 # isolates, and lone surrogates (which no terminal encoding can write).
@@ -53,3 +53,9 @@ def echo(message: object = "", *, err: bool = False, bold: bool = False, fg: str
         click.secho(text, err=err, bold=bold, fg=fg)
     else:
         click.echo(text, err=err)
+
+
+def wrote(path: object, quiet: bool = False) -> None:
+    """Announce a written file (``wrote PATH``), as every command does unless ``-q``."""
+    if not quiet:
+        echo(f"wrote {path}")

@@ -31,27 +31,37 @@ def generate(out_dir: str) -> None:
     check_writable(out_dir, option="--out", folder=True)
     t0 = time.time()
     for name, path in generate_sets(out_dir).items():
-        echo(f"{name}: {path}")
+        echo(f"wrote {path} ({name})")
     echo(f"done in {time.time() - t0:.1f}s")
 
 
 @world.command("train")
-@click.option("--out", "out_dir", default=str(CHECKPOINT), show_default=True, type=click.Path(file_okay=False),
-              help="Folder for reference/, policy/, pairs.json and training.json.")
+@click.option("--out", "out_dir", default="world-pair", show_default=True, type=click.Path(file_okay=False),
+              help="A new folder for reference/, policy/, pairs.json and training.json (the shipped pair only with "
+                   "--replace-shipped).")
+@click.option("--replace-shipped", is_flag=True,
+              help="Allow --out to be the package's shipped pair (attribution/world/checkpoint), overwriting it.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--sft-steps", type=int, default=None, help="Default: TrainConfig's.")
 @click.option("--rl-steps", type=int, default=None, help="Default: TrainConfig's.")
 @click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
-def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int | None, threads: int | None) -> None:
+def train_command(out_dir: str, replace_shipped: bool, seed: int, sft_steps: int | None, rl_steps: int | None,
+                  threads: int | None) -> None:
     """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
+    from attribution.errors import ConfigError
     from attribution.io import check_writable
     from attribution.world.train import TrainConfig, train
 
+    if Path(out_dir).resolve() == CHECKPOINT.resolve() and not replace_shipped:
+        raise ConfigError(f"--out {out_dir} is the shipped pair; pass --replace-shipped to overwrite it, or name a new folder")
+    if not replace_shipped and Path(out_dir, "pairs.json").exists():
+        raise ConfigError(f"--out {out_dir} already holds a trained pair (pairs.json); name a new folder")
     check_writable(out_dir, option="--out", folder=True)
     overrides = {k: v for k, v in (("sft_steps", sft_steps), ("rl_steps", rl_steps), ("threads", threads)) if v is not None}
     config = TrainConfig(seed=seed, **overrides)
     summary = train(out_dir, config, log=echo)
-    echo(f"pair config: {Path(out_dir, 'pairs.json')} (total {summary['wall_seconds']['total']:.0f}s)")
+    echo(f"wrote {Path(out_dir, 'reference')}, {Path(out_dir, 'policy')}, {Path(out_dir, 'training.json')}")
+    echo(f"wrote {Path(out_dir, 'pairs.json')} (the pair config; total {summary['wall_seconds']['total']:.0f}s)")
 
 
 @world.command("results")

@@ -190,9 +190,15 @@ def load_calibration(path: str | os.PathLike, checkpoints: dict[str, Any] | None
             raise InputError(path, "a calibration file naming its checkpoints", got="no checkpoint ids") from None
         if mine != theirs:
             diff = sorted(set(mine) ^ set(theirs)) or [n for n in mine if mine[n] != theirs.get(n)]
+            name = diff[0]
+            if name not in mine or name not in theirs:
+                what = f"pair {name!r} is {'absent here' if name not in mine else 'absent from the file'}"
+            else:
+                fields = [f"{field} {a} in the file, {b} here" for field, a, b in zip(
+                    ("policy", "reference", "beta"), theirs[name], mine[name]) if a != b]
+                what = f"pair {name!r}: " + "; ".join(fields)
             raise ConfigError(
-                f"{path}: this calibration was made with other checkpoints (pair {diff[0]!r}: "
-                f"{theirs.get(diff[0], 'absent')} in the file, {mine.get(diff[0], 'absent')} here); "
+                f"{path}: this calibration was made with another setup ({what}); "
                 "calibrate again with `attribution eval --calibrate` for this pair"
             )
     return cal

@@ -49,6 +49,7 @@ __all__ = [
     "load_dataset",
     "runs_from_dataset",
     "load_runs_for_eval",
+    "is_labelled",
     "apply_labels",
     "label_problems",
 ]
@@ -261,9 +262,14 @@ def runs_from_dataset(ds, *, require_labels: bool = True) -> list[Run]:
     return runs
 
 
+def is_labelled(run: Run) -> bool:
+    """Whether ``run`` carries a label an evaluation can use: a mistake step or agent, or success."""
+    return not (run.mistake_step is None and run.mistake_agent is None and run.success is None)
+
+
 def _require_labels(runs: list[Run]) -> None:
     for run in runs:
-        if run.mistake_step is None and run.mistake_agent is None and run.success is None:
+        if not is_labelled(run):
             raise InputError(run.source or run.run_id, "a labelled run: 'mistake_step' and 'mistake_agent', or 'success' "
                              "(or a --labels file naming its run id)", got=f"no label on run {run.run_id}")
 
@@ -353,10 +359,13 @@ def load_runs_for_eval(
     labels: str | Path | None = None,
     actors: tuple[str, ...] = (),
     observers: tuple[str, ...] = (),
+    require_labels: bool = True,
+    skipped: list[Run] | None = None,
 ) -> tuple[list[Run], str]:
     """:func:`load_dataset`, :func:`runs_from_dataset`, :func:`~attribution.parse.apply_roles` (agent
     globs made actions / observations), then :func:`apply_labels`; also returns the origin's
-    description. Every run must carry a label; run ids must be distinct."""
+    description. Run ids must be distinct. With ``require_labels`` every run must carry a label;
+    without, unlabelled runs are left out (and appended to ``skipped`` when it is given)."""
     from attribution.parse import apply_roles, check_distinct_ids
 
     ds = load_dataset(dataset, subset=subset, data_dir=data_dir, format=format)
@@ -364,5 +373,10 @@ def load_runs_for_eval(
     check_distinct_ids(runs)
     if labels is not None:
         runs = apply_labels(runs, labels)
-    _require_labels(runs)
+    if require_labels:
+        _require_labels(runs)
+    else:
+        if skipped is not None:
+            skipped.extend(r for r in runs if not is_labelled(r))
+        runs = [r for r in runs if is_labelled(r)]
     return runs, ds.info.description or str(dataset)

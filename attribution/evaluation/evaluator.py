@@ -124,14 +124,22 @@ def score_runs(
     progress: bool = False,
     engine: Any = None,
     shard: tuple[int, int] | None = None,
+    desc: str = "scoring",
 ) -> dict[str, Any]:
     """Score every run not yet in ``cache``, ``group_size`` runs per :meth:`Scorer.score_many`.
 
     Runs are ordered by length (so a group's windows pad little) and cut into groups of that
     order; each group's entries are written as soon as it comes back from the ``engine``
-    (default: this process), so a kill loses at most the groups in flight. A run already
-    cached costs no forward pass. ``shard=(I, N)`` scores only the I-th of N shards
-    (:func:`attribution.engine.select_shard`).
+    (default: this process), so a kill loses at most the groups in flight. ``shard=(I, N)``
+    scores only the I-th of N shards (:func:`attribution.engine.select_shard`).
+
+    The groups are cut from all the runs, cached or not, so a run is always scored in the same
+    batch: a float32 forward pass rounds differently in another batch shape (wider padding,
+    other rows), so scores would move by ~1e-7 relative if a resumed evaluation regrouped the
+    runs left. A group with every run cached costs no forward pass; a group a kill left half
+    written is scored again whole, and only its missing entries are written (the cached ones
+    stay untouched). An evaluation resumed after a kill thus equals a fresh one bitwise, on
+    the same machine, engine and settings.
     """
     from tqdm.auto import tqdm
 
@@ -145,18 +153,20 @@ def score_runs(
         unique.setdefault(run.content_hash(), run)
     mine = select_shard(list(unique.values()), shard)
     order = sorted(mine, key=lambda r: (sum(len(s.content) for s in r.steps), r.content_hash()))
-    todo = [r for r in order if r not in cache]
-    cached = len(order) - len(todo)
-    groups = [todo[g : g + group_size] for g in range(0, len(todo), group_size)]
+    missing = {r.content_hash() for r in order if r not in cache}
+    groups = [order[g : g + group_size] for g in range(0, len(order), group_size)]
+    groups = [g for g in groups if any(r.content_hash() in missing for r in g)]
+    regrouped = sum(1 for g in groups for r in g if r.content_hash() not in missing)
     t0 = time.perf_counter()
-    with tqdm(total=len(order), initial=cached, unit="run", desc="scoring", disable=not progress) as bar:
+    with tqdm(total=len(order), initial=len(order) - len(missing), unit="run", desc=desc, disable=not progress) as bar:
         for scored_group in engine.score(scorer, groups, progress=False):
-            for scored in scored_group:
+            new = [s for s in scored_group if s.run.content_hash() in missing]
+            for scored in new:
                 cache.put(scored)
-            bar.update(len(scored_group))
+            bar.update(len(new))
     return {
-        "runs": len(order), "from_cache": cached, "scored": len(todo), "scoring_s": round(time.perf_counter() - t0, 3),
-        "engine": engine.name, **engine.stats(),
+        "runs": len(order), "from_cache": len(order) - len(missing), "scored": len(missing),
+        "rescored_with_group": regrouped, "scoring_s": round(time.perf_counter() - t0, 3), "engine": engine.name, **engine.stats(),
     }
 
 
@@ -207,6 +217,7 @@ def evaluate(
     engine_options: dict[str, Any] | None = None,
     shard: str | tuple[int, int] | None = None,
     calibrate: float | None = None,
+    require_labels: bool = False,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -241,6 +252,9 @@ def evaluate(
     shard : "I/N" or (I, N): score only the I-th of N shards of the runs into the cache and
         return no metrics (``subsets`` is empty); a later evaluation without ``shard`` on the
         same cache reads every run and scores none. Needs the on-disk cache.
+    require_labels : a file or folder's unlabelled runs are an error (True), or left out and
+        counted in ``settings["skipped_unlabelled"]`` (False, the default; a list of runs given
+        is always taken as it is)
     calibrate : float in (0, 1), optional: also choose the monitor's alert threshold for this
         false-alarm rate among the successful runs (:func:`~attribution.evaluation.calibration.calibrate`)
 
@@ -281,13 +295,19 @@ def evaluate(
     if isinstance(dataset, (str, Path)):
         from attribution.evaluation.data import load_runs_for_eval
 
+        unlabelled: list[Run] = []
         runs, origin = load_runs_for_eval(
             dataset, subset=subset, data_dir=data_dir, format=format, labels=labels,
-            actors=tuple(actors), observers=tuple(observers),
+            actors=tuple(actors), observers=tuple(observers), require_labels=require_labels, skipped=unlabelled,
         )
         name = str(dataset)
+        if not runs and unlabelled:
+            raise ConfigError(
+                f"nothing to evaluate: none of the {len(unlabelled)} runs of {name} carries a label "
+                "('mistake_step'/'mistake_agent' or 'success'; or give a --labels file)"
+            )
     else:
-        runs, origin, name = list(dataset), "runs given", "runs"
+        runs, origin, name, unlabelled = list(dataset), "runs given", "runs", []
     if not runs:
         raise ConfigError("nothing to evaluate: the dataset holds no runs")
     for run in runs:  # an agent no pair takes is reported before any model loads
@@ -298,12 +318,16 @@ def evaluate(
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ScoreCache(root if use_cache else None, key)
     with engine:  # joins or starts a Ray cluster (loads no model); closes what it started
-        stats = score_runs(scorer, runs, cache, group_size=group_size, progress=progress, engine=engine, shard=shard)
+        stats = score_runs(
+            scorer, runs, cache, group_size=group_size, progress=progress, engine=engine, shard=shard, desc="scoring runs (pair)"
+        )
     null = ncache = None
     if null_pair:
         null = bl.null_scorer(scorer)
         ncache = ScoreCache(root if use_cache else None, scoring_key(null))
-        stats["null_pair"] = score_runs(null, runs, ncache, group_size=group_size, progress=progress, shard=shard)
+        stats["null_pair"] = score_runs(
+            null, runs, ncache, group_size=group_size, progress=progress, shard=shard, desc="scoring runs (null pair baseline)"
+        )
     if shard is not None:
         settings = {
             "dataset": name, "origin": origin, "subset": subset, "n_runs": len(runs), "shard": f"{shard[0]}/{shard[1]}",
@@ -415,6 +439,7 @@ def evaluate(
         ),
         "group_size": group_size,
         "label_problems": label_problems(runs),
+        "skipped_unlabelled": {"n": len(unlabelled), "runs": [r.run_id for r in unlabelled]},
     }
     # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
     bad = len(cache.bad) + (len(ncache.bad) if ncache is not None else 0)

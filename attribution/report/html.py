@@ -31,13 +31,19 @@ from typing import Any
 from attribution.io import atomic_write_text
 from attribution.types import OBSERVATION, Diagnosis
 
-__all__ = ["COLLAPSE_TOKENS", "diverging_color", "render_html", "robust_max", "write_html"]
+__all__ = ["COLLAPSE_TOKENS", "LAZY_STEPS", "diverging_color", "render_html", "robust_max", "write_html"]
 
 COLLAPSE_TOKENS = 300
 """Steps with more tokens than this start collapsed (the culprit and gold steps never do)."""
 
 PREVIEW_CHARS = 400
 """About how many characters of text a collapsed step shows before it is expanded."""
+
+LAZY_STEPS = 500
+"""Runs with more steps lay out only the steps near the viewport (CSS ``content-visibility``).
+Below it every step is laid out at once, so that jump links land exactly and a full-page capture
+shows every step; measured in headless Chromium, eager layout costs nothing visible at 130 steps
+and ~1.5-4.5 s more to first paint at 2,000 steps (1M tokens), hence the cut."""
 
 ROBUST_QUANTILE = 0.95
 MEDIAN_SPREAD = 4.0
@@ -252,6 +258,7 @@ class _Page:
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
         )
         title = f"Attribution report \u00b7 {self.d.run_id}"
+        lazy = ' class="lazy"' if len(self.steps) > LAZY_STEPS else ""
         sections = (self._header, self._timeline, self._overview, self._steps_section, self._details, self._footer)
         body = "\n".join(section() for section in sections)
         return (
@@ -261,7 +268,7 @@ class _Page:
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             '<meta name="referrer" content="no-referrer">\n'
             f"<title>{_e(title)}</title>\n<style>\n{_asset('report.css')}</style>\n</head>\n"
-            f'<body>\n<main class="page">\n{body}\n</main>\n'
+            f"<body{lazy}>\n" f'<main class="page">\n{body}\n</main>\n'
             '<div id="tip" class="tip" role="tooltip" hidden></div>\n'
             f'<script type="application/json" id="report-data">{_script_json(self._data())}</script>\n'
             f"<script>{script}</script>\n</body>\n</html>\n"
@@ -453,7 +460,7 @@ class _Page:
                 f'<td class="snip">{_e(_snippet(s.text))}</td></tr>'
             )
         return (
-            '<section class="panel"><h2>Top-ranked steps</h2>'
+            '<section class="panel" id="top-steps"><h2>Top-ranked steps</h2>'
             '<table class="tbl"><thead><tr><th>#</th><th>step</th><th>agent</th><th>score</th><th>text</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></section>"
         )

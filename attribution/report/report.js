@@ -114,6 +114,30 @@
     }
   });
 
+  // Long runs lay out only the steps near the viewport (body.lazy): a jump's target moves while
+  // the steps above it get their real height, so the jump is instant and redone until it holds.
+  function land(el) {
+    var frames = 0, still = 0, last = null;
+    (function again() {
+      el.scrollIntoView({ block: "start", behavior: "instant" });
+      var top = el.getBoundingClientRect().top;
+      still = last !== null && Math.abs(top - last) < 1 ? still + 1 : 0;
+      last = top;
+      if (still < 3 && ++frames < 60) requestAnimationFrame(again);
+    })();
+  }
+  if (document.body.classList.contains("lazy")) {
+    document.addEventListener("click", function (ev) {
+      var a = ev.target.closest && ev.target.closest('a[href^="#"]');
+      var el = a && document.getElementById(a.getAttribute("href").slice(1));
+      if (!el || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      ev.preventDefault();
+      if (location.hash !== a.getAttribute("href")) location.hash = a.getAttribute("href");
+      land(el);
+    });
+    if (location.hash && document.getElementById(location.hash.slice(1))) land(document.getElementById(location.hash.slice(1)));
+  }
+
   // One tooltip for every token: the token, its log-probs and its log-ratio.
   function row(label, value) {
     var tr = document.createElement("tr");

@@ -327,7 +327,8 @@ def _padded(part: list) -> int:
 def _forward_with_backoff(batch: list, heads: list, pad_id: int, chunk: int, entropy: bool, stats: dict, limit: dict):
     """Yield ``(part, values)`` covering ``batch``; an out-of-memory error halves the part and retries.
 
-    Halving is by windows (rows), never inside a window, so the numbers do not change; a single
+    Halving is by windows (rows), never inside a window, so each token keeps its context; the
+    numbers move only by float rounding (another batch shape, about 1e-7 relative); a single
     window that does not fit is an error naming what to lower. ``limit["tokens"]`` remembers
     half the padded size that failed, so later batches are split before they are tried.
     """
@@ -388,7 +389,8 @@ def _batches(jobs: list, max_tokens: int, progress: bool, name: str) -> Iterable
     if cur:
         batches.append(cur)
     total = sum(sum(j[2].end - j[2].start for j in b) for b in batches)
-    with tqdm(total=total, unit="tok", desc=f"scoring ({name})", disable=not progress, leave=False) as bar:
+    # Shown only once scoring has taken a moment (delay), so a quick run prints no bar.
+    with tqdm(total=total, unit="tok", desc=f"scoring tokens (pair {name})", disable=not progress, leave=False, delay=0.5) as bar:
         for b in batches:
             yield b
             bar.update(sum(j[2].end - j[2].start for j in b))
