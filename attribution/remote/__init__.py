@@ -81,7 +81,7 @@ class Store:
             if open_ and (since or all_runs):
                 warnings.warn(ParseWarning(f"{self}: {len(open_)} trace(s) not finished yet (no root span), left out: "
                                            f"{', '.join(open_[:3])}{' ...' if len(open_) > 3 else ''}"))
-                spans = [s for s in spans if _phoenix._trace_id(s) in finished]
+                spans = [s for s in spans if _phoenix.trace_id_of(s) in finished]
             elif len(traces) > 1 and not (since or all_runs):
                 ids = list(traces)
                 shown = ", ".join(ids[:5]) + (f", ... ({len(ids) - 5} more)" if len(ids) > 5 else "")

@@ -39,8 +39,8 @@ from typing import Any, Iterable, Sequence
 from attribution.errors import ConfigError, RemoteError
 from attribution.remote.http import DEFAULT_TIMEOUT, request
 
-__all__ = ["SCHEMES", "API_KEY_ENV", "PhoenixURL", "Phoenix", "parse_url", "parse_since", "group_traces",
-           "finished_traces"]
+__all__ = ["SCHEMES", "API_KEY_ENV", "PhoenixURL", "Phoenix", "parse_url", "parse_since", "parse_time", "group_traces",
+           "finished_traces", "trace_id_of"]
 
 SCHEMES = ("phoenix", "phoenix+http", "phoenix+https")
 #: The environment variable Phoenix's own client reads its API key from.
@@ -118,6 +118,20 @@ def parse_since(value: str, now: _dt.datetime | None = None) -> _dt.datetime:
 
 def _iso(t: _dt.datetime) -> str:
     return t.astimezone(_dt.timezone.utc).isoformat()
+
+
+def parse_time(value: Any) -> _dt.datetime | None:
+    """A span's ``start_time`` (ISO 8601) as an aware datetime; None when absent or unreadable."""
+    try:
+        t = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def trace_id_of(span: dict) -> str | None:
+    """A Phoenix REST span's trace id (``context.trace_id``, or a flat ``trace_id``)."""
+    return _trace_id(span)
 
 
 def _trace_id(span: dict) -> str | None:
@@ -219,6 +233,12 @@ class Phoenix:
             wanted = set(trace_ids)
             spans = [s for s in spans if _trace_id(s) in wanted]
         return spans
+
+    def roots(self, *, since: _dt.datetime | None = None, most: int = MAX_SPANS) -> list[dict]:
+        """The root spans (no parent) that started since ``since``, oldest first: one per finished trace."""
+        params = {"start_time": _iso(since) if since else None, "parent_id": "null", "sort": "start_time", "order": "asc"}
+        roots = self._pages(self._project_path("/spans"), f"read the root spans of project {self.url.project!r}", params, most)
+        return [s for s in roots if not s.get("parent_id")]
 
     def runs(self, spans: Sequence[dict], *, actors: Sequence[str] = (), observers: Sequence[str] = ()) -> list:
         """One :class:`~attribution.types.Run` per trace of ``spans``, read by the otel reader."""
