@@ -18,20 +18,21 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["free_port", "PhoenixServer", "send_trace", "phoenix_installed"]
+__all__ = ["free_port", "PhoenixServer", "Proxy", "send_trace", "phoenix_installed"]
 
 
 def phoenix_installed() -> bool:
+    import importlib.util
+
+    names = ("phoenix.server", "opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
     try:
-        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
-        import opentelemetry.sdk.trace  # noqa: F401
-        import phoenix.server.main  # noqa: F401
-    except ImportError:
+        return all(importlib.util.find_spec(n) is not None for n in names)
+    except ImportError:  # a parent package is missing
         return False
-    return True
 
 
 def free_port() -> int:
@@ -157,3 +158,69 @@ def send_trace(base: str, fixture: Path, project: str, *, shift_s: float | None 
             pass
         time.sleep(0.25)
     raise RuntimeError(f"Phoenix did not serve the {len(out)} spans of trace {trace_id} within {wait_s:g} s")
+
+
+class Proxy:
+    """A loopback HTTP proxy in front of ``target`` that records every request (method, path, headers,
+    JSON body) and can answer ``POST /v1/span_annotations`` with ``fail_post`` (a status) or hold
+    every answer ``delay_s`` seconds. ``with Proxy(base) as p: p.base``."""
+
+    def __init__(self, target: str):
+        import http.server
+        import threading
+
+        self.target = target.rstrip("/")
+        self.requests: list[dict] = []
+        self.fail_post: int | None = None
+        self.delay_s = 0.0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                proxy.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                       "body": json.loads(body) if body else None})
+                if proxy.delay_s:
+                    time.sleep(proxy.delay_s)
+                if self.command == "POST" and self.path.startswith("/v1/span_annotations") and proxy.fail_post:
+                    data = json.dumps({"detail": "injected failure"}).encode()
+                    self.send_response(proxy.fail_post)
+                else:
+                    req = urllib.request.Request(proxy.target + self.path, data=body, method=self.command,
+                                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    try:
+                        with urllib.request.urlopen(req, timeout=30) as r:
+                            status, data = r.status, r.read()
+                    except urllib.error.HTTPError as err:
+                        status, data = err.code, err.read()
+                    self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    pass
+
+            do_GET = do_POST = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def posts(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "POST" and r["path"].startswith("/v1/span_annotations")]
+
+    def __enter__(self) -> "Proxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
