@@ -173,6 +173,9 @@ class Proxy:
         self.requests: list[dict] = []
         self.fail_post: int | None = None
         self.delay_s = 0.0
+        #: When set: every root-span query (a watch poll) after the first waits for this event.
+        self.roots_gate: threading.Event | None = None
+        self.roots_calls = 0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -186,6 +189,10 @@ class Proxy:
                                        "body": json.loads(body) if body else None})
                 if proxy.delay_s:
                     time.sleep(proxy.delay_s)
+                if proxy.roots_gate is not None and "parent_id=null" in self.path:
+                    proxy.roots_calls += 1
+                    if proxy.roots_calls > 1:
+                        proxy.roots_gate.wait(120)
                 if self.command == "POST" and self.path.startswith("/v1/span_annotations") and proxy.fail_post:
                     data = json.dumps({"detail": "injected failure"}).encode()
                     self.send_response(proxy.fail_post)

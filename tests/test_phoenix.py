@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -193,7 +194,8 @@ def test_watch_annotates_each_trace_once_across_polls_and_restarts(phoenix, tiny
     with Proxy(phoenix.base) as proxy:
         url = _url(proxy.base, "watched")
         cmd = [sys.executable, "-m", "attribution.cli", "watch", url, "--state", str(state), "--polls", "2",
-               "--interval", "4", *_pair_args(tiny_pair)]
+               "--interval", "1", *_pair_args(tiny_pair)]
+        proxy.roots_gate = threading.Event()  # poll 2 waits until the second trace is in
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
         try:
             lines = []
@@ -202,6 +204,7 @@ def test_watch_annotates_each_trace_once_across_polls_and_restarts(phoenix, tiny
                 lines.append(line)
                 if line.startswith("poll 1:"):
                     second = send_trace(phoenix.base, FIXTURE, "watched")  # arrives between the polls
+                    proxy.roots_gate.set()
                 assert time.monotonic() < deadline
             assert proc.wait(timeout=120) == 0, "".join(lines)
         finally:
@@ -212,6 +215,7 @@ def test_watch_annotates_each_trace_once_across_polls_and_restarts(phoenix, tiny
         assert "poll 1: 1 finished trace(s) in the last 24h, 1 new, 1 diagnosed" in out
         assert "poll 2: 2 finished trace(s) in the last 24h, 1 new, 1 diagnosed" in out
         # a restart: nothing new, nothing posted again
+        proxy.roots_gate = None
         result = CliRunner().invoke(main, ["watch", url, "--state", str(state), "--polls", "1", *_pair_args(tiny_pair)])
         assert result.exit_code == 0, result.output
         assert "0 new, 0 diagnosed" in result.output
