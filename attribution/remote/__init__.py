@@ -8,7 +8,7 @@ phoenix://...`` does both for every trace as it finishes (:mod:`attribution.remo
 =====================================  ==================================================
 module                                 what
 =====================================  ==================================================
-:mod:`attribution.remote.http`         JSON over HTTP (standard library); every failure
+:mod:`attribution.remote.rest`         JSON over HTTP (standard library); every failure
                                        one :class:`~attribution.errors.RemoteError` line
 :mod:`attribution.remote.phoenix`      Phoenix's REST API: spans, span annotations
 :mod:`attribution.remote.langfuse`     Langfuse's public API: traces, scores
@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from attribution.errors import ConfigError, InputError, ParseWarning
 from attribution.remote import langfuse as _langfuse, phoenix as _phoenix
-from attribution.remote.http import DEFAULT_TIMEOUT
+from attribution.remote.rest import DEFAULT_TIMEOUT
 
 __all__ = ["is_remote", "open_store", "Store", "DEFAULT_TIMEOUT"]
 

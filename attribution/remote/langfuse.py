@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from attribution.errors import ConfigError, RemoteError
-from attribution.remote.http import DEFAULT_TIMEOUT, request
+from attribution.remote.rest import DEFAULT_TIMEOUT, request
 
 __all__ = ["SCHEMES", "HOST_ENV", "PUBLIC_KEY_ENV", "SECRET_KEY_ENV", "DEFAULT_HOST", "Langfuse", "parse_url"]
 

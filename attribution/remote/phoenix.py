@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, RemoteError
-from attribution.remote.http import DEFAULT_TIMEOUT, request
+from attribution.remote.rest import DEFAULT_TIMEOUT, request
 
 __all__ = ["SCHEMES", "API_KEY_ENV", "PhoenixURL", "Phoenix", "parse_url", "parse_since", "parse_time", "group_traces",
            "finished_traces", "trace_id_of"]
