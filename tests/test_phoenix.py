@@ -89,7 +89,7 @@ def test_diagnose_post_round_trip(phoenix, tiny_pair, tmp_path, monkeypatch):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         diag = json.loads(out.read_text())
-        assert f"posted 4 span annotations to {url}: 4 accepted" in result.output
+        assert f"posted 4 span annotations to {url}: 4 accepted (the diagnosis is in {out})" in result.output
         # the key went out as Phoenix's client sends it, and is printed and stored nowhere
         assert all(r["headers"].get("Authorization") == "Bearer sk-test-never-printed" for r in proxy.requests)
         assert "sk-test" not in result.output and "sk-test" not in out.read_text()

@@ -205,6 +205,6 @@ def _post(store, diags, json_out) -> None:
     except RemoteError as err:
         raise RemoteError(f"{err}; the diagnosis is kept in {json_out}") from None
     what = "span annotations" if store.kind == "phoenix" else "scores"
-    echo(f"posted {sent} {what} to {store}: {accepted} accepted")
+    echo(f"posted {sent} {what} to {store}: {accepted} accepted (the diagnosis is in {json_out})")
     if accepted != sent:
         raise RemoteError(f"{store}: {sent - accepted} of {sent} {what} were not accepted; the diagnosis is kept in {json_out}")
