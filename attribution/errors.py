@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError", "OutputError", "ParseWarning"]
+__all__ = ["AttributionError", "InputError", "CheckpointError", "ScoringError", "ConfigError", "OutputError", "RemoteError", "ParseWarning"]
 
 
 class AttributionError(Exception):
@@ -37,6 +37,13 @@ class ConfigError(AttributionError, ValueError):
 
 class OutputError(AttributionError):
     """An output path that cannot be written (checked before the work starts)."""
+
+
+class RemoteError(AttributionError):
+    """A trace store that cannot be read or written: down, a wrong project, a 4xx/5xx answer, a timeout.
+
+    The message names the server (never its API key), what was asked and what came back, on one line.
+    """
 
 
 class ScoringError(AttributionError):

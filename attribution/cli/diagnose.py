@@ -17,6 +17,8 @@ from attribution.cli.options import (
     pair_options,
     quiet_option,
     role_options,
+    since_option,
+    timeout_option,
     window_options,
 )
 
@@ -105,6 +107,13 @@ def print_summary(diags) -> None:
 
 @click.command()
 @click.argument("log", metavar="LOG...", nargs=-1, required=True, type=click.Path())
+@click.option("--trace", "trace_ids", multiple=True, metavar="ID",
+              help="With a trace store LOG (phoenix://HOST:PORT/PROJECT, langfuse://HOST:PORT): diagnose this trace; repeatable.")
+@since_option("With a trace store LOG: diagnose every trace finished that started since T (ISO 8601 time, or an age: 30m, 2h, 1d).")
+@click.option("--post", is_flag=True,
+              help="With a trace store LOG: write the verdict back (Phoenix span annotations, Langfuse scores; "
+                   "re-posting updates) and report how many were accepted.")
+@timeout_option
 @pair_options
 @click.option("--aggregate", default="sum", show_default=True, type=click.Choice(["sum", "mean", "min", "last"]), help="Token -> step aggregation.")
 @click.option("--ranker", default="most-negative", show_default=True, type=click.Choice(["most-negative", "lowest-total", "sharpest-drop"]))
@@ -123,7 +132,7 @@ def print_summary(diags) -> None:
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @emit_option
 @quiet_option("the verdict")
-def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
+def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
              window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens, engine, address, workers,
              gpus_per_worker, json_out, graph_out, html_out, emits, quiet):
     """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
@@ -137,7 +146,13 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text, check_outputs
     from attribution.parse import check_distinct_ids, load_run, load_runs
+    from attribution.remote import is_remote
 
+    store = None
+    if any(is_remote(x) for x in log):
+        store, json_out = _remote_checks(log, run_id, all_runs, trace_ids, since, post, json_out, timeout)
+    elif trace_ids or since or post:
+        raise ConfigError("--trace, --since and --post apply to a trace store LOG (phoenix://HOST:PORT/PROJECT, langfuse://HOST:PORT)")
     if run_id is not None and all_runs:
         raise ConfigError("give --run ID or --all, not both")
     if all_runs and (graph_out or html_out):
@@ -150,7 +165,12 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
     logs = log  # LOG... : one or more files or folders
     many = len(logs) > 1 or Path(logs[0]).is_dir() or engine != "local"  # one line per run
-    if many:
+    if store is not None:
+        from attribution.remote.phoenix import parse_since
+
+        runs = store.load_runs(trace_ids=trace_ids, since=parse_since(since) if since else None, all_runs=all_runs, **roles)
+        all_runs = all_runs or len(runs) > 1
+    elif many:
         if run_id is not None or graph_out or html_out:
             raise ConfigError("--run, --graph and --html take one LOG; with several logs, a folder or --engine ray every run is diagnosed")
         runs = [r for path in expand_logs(logs) for r in load_runs(path, fmt, **roles)]
@@ -159,7 +179,7 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
         if any(v is not None for v in (address, workers, gpus_per_worker)):
             raise ConfigError("--address, --workers and --gpus-per-worker apply to --engine ray")
         runs = load_runs(logs[0], fmt, **roles) if all_runs else [load_run(logs[0], fmt, run_id=run_id, **roles)]
-    for kind, _ in targets:
+    for kind in [k for k, _ in targets] + ([store.kind] if store is not None and post else []):
         check_ids(runs, kind)
     if graph_out:
         from attribution.graph import build_graph, write_graph
@@ -195,3 +215,37 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     for kind, path in targets:
         emit(diags, kind, path)
         wrote(path, quiet)
+    if store is not None and post:
+        _post(store, diags, json_out)
+
+
+def _remote_checks(log, run_id, all_runs, trace_ids, since, post, json_out, timeout):
+    """The store a trace-store LOG names, after the option checks; and where the diagnosis JSON goes
+    (with --post and no --json: ./attribution-diagnosis.json, so that a failed post loses nothing)."""
+    from attribution.errors import ConfigError
+    from attribution.remote import open_store
+
+    if len(log) > 1:
+        raise ConfigError("a trace store LOG (phoenix://, langfuse://) is diagnosed alone; give one LOG")
+    if run_id is not None:
+        raise ConfigError("with a trace store LOG, pick traces with --trace ID (not --run)")
+    if sum(bool(x) for x in (trace_ids, since, all_runs)) > 1:
+        raise ConfigError("give one of --trace ID, --since T and --all")
+    store = open_store(log[0], timeout=timeout)
+    if post and json_out is None:
+        json_out = "attribution-diagnosis.json"
+    return store, json_out
+
+
+def _post(store, diags, json_out) -> None:
+    """Send the verdicts back to the store; a failure is one line naming where the diagnosis is kept."""
+    from attribution.errors import RemoteError
+
+    try:
+        accepted, sent = store.post(diags)
+    except RemoteError as err:
+        raise RemoteError(f"{err}; the diagnosis is kept in {json_out}") from None
+    what = "span annotations" if store.kind == "phoenix" else "scores"
+    echo(f"posted {sent} {what} to {store}: {accepted} accepted (the diagnosis is in {json_out})")
+    if accepted != sent:
+        raise RemoteError(f"{store}: {sent - accepted} of {sent} {what} were not accepted; the diagnosis is kept in {json_out}")

@@ -24,6 +24,8 @@ decorator                 options (parameter names)                   used by
 :func:`shard_option`      ``--shard`` (shard)                         eval
 :func:`json_option`       ``--json`` (json_out)                       diagnose, eval, select, monitor
 :func:`quiet_option`      ``--quiet/-q`` (quiet)                      diagnose, eval, select, monitor
+:func:`since_option`      ``--since T`` (since)                       diagnose, watch
+:func:`timeout_option`    ``--timeout S`` (timeout)                   diagnose, watch
 ========================  ==========================================  ===============================
 """
 
@@ -48,6 +50,8 @@ __all__ = [
     "shard_option",
     "json_option",
     "quiet_option",
+    "since_option",
+    "timeout_option",
     "compose",
 ]
 
@@ -148,3 +152,14 @@ def quiet_option(result: str) -> Callable:
     """``--quiet/-q``, one meaning on every command: print only the result (each command names it),
     no progress bar, table or ``wrote PATH`` line."""
     return click.option("--quiet", "-q", is_flag=True, help=f"Print only {result}: no progress bar, table or 'wrote PATH' lines.")
+
+
+def since_option(help: str) -> Callable:
+    """``--since T`` (parameter ``since``): an ISO 8601 time or an age (30m, 2h, 1d); for trace stores."""
+    return click.option("--since", metavar="T", help=help)
+
+
+timeout_option = click.option(
+    "--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+    help="Seconds each request to a trace store (phoenix://, langfuse://) may take.",
+)

@@ -69,6 +69,7 @@ __all__ = [
     "parse_runs",
     "load_run",
     "load_runs",
+    "prepare_runs",
     "read_json",
     "apply_roles",
     "check_run",
@@ -198,9 +199,14 @@ def load_runs(
     if format is not None:
         _reader(format)  # a bad name is reported before the file is read
     obj, lines = read_json(path)
-    runs = read_runs(obj, str(path), format, lines=lines)
+    return prepare_runs(read_runs(obj, str(path), format, lines=lines), str(path), actors=actors, observers=observers)
+
+
+def prepare_runs(runs: Sequence[Run], source: str, *, actors: Sequence[str] = (), observers: Sequence[str] = ()) -> list[Run]:
+    """What :func:`load_runs` does after reading, for runs read from elsewhere (a trace store's
+    answer): ``--actor``/``--observer`` roles applied, ids checked unique, each run checked."""
     runs = [apply_roles(r, actors, observers) for r in runs]
-    _check_unique_ids(runs, str(path))
+    _check_unique_ids(runs, source)
     for r in runs:
         check_run(r)
     return runs
