@@ -46,6 +46,9 @@ CHANGED = {
     ("attribution diagnose", "device"): "issue 11: default auto",
     ("attribution eval", "dtype"): "issue 11: default auto",
     ("attribution eval", "device"): "issue 11: default auto",
+    ("attribution world train", "sft_steps"): "issue 20: at least 0 (a negative count was a traceback)",
+    ("attribution world train", "rl_steps"): "issue 20: at least 0 (a negative count was a traceback)",
+    ("attribution world train", "threads"): "issue 20: at least 1 (0 was a traceback)",
 }
 
 

@@ -101,6 +101,9 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     from attribution.io import atomic_write_text, check_outputs
     from attribution.parse import load_run, load_runs
 
+    from attribution.cli.options import check_placement
+
+    check_placement(device, device_map)
     if run_id is not None and all_runs:
         raise ConfigError("give --run ID or --all, not both")
     if all_runs and (graph_out or html_out):

@@ -34,9 +34,10 @@ __all__ = ["select"]
 @quiet_option("No progress bar or table; print only the best run.")
 def select(runs, policy, reference, pairs, beta, by, fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
     """Rank candidate RUNS of one task by run-level progress advantage, best first."""
-    from attribution.io import atomic_write_text
+    from attribution.io import atomic_write_text, check_outputs
     from attribution.select import select_runs
 
+    check_outputs({"--json": json_out}, inputs=[*runs, pairs])  # before any work: never overwrite a run
     sel = select_runs(
         list(runs), by=by, policy=policy, reference=reference, pairs=pairs, beta=beta, format=fmt, window=window,
         min_context=min_context, chat_template=False if no_chat_template else "auto", dtype=dtype, device=device,

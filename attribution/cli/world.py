@@ -39,9 +39,9 @@ def generate(out_dir: str) -> None:
 @click.option("--out", "out_dir", default=str(CHECKPOINT), show_default=True, type=click.Path(file_okay=False),
               help="Folder for reference/, policy/, pairs.json and training.json.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--sft-steps", type=int, default=None, help="Default: TrainConfig's.")
-@click.option("--rl-steps", type=int, default=None, help="Default: TrainConfig's.")
-@click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
+@click.option("--sft-steps", type=click.IntRange(min=0), default=None, help="Default: TrainConfig's.")
+@click.option("--rl-steps", type=click.IntRange(min=0), default=None, help="Default: TrainConfig's.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for batched passes (default 1).")
 def train_command(out_dir: str, seed: int, sft_steps: int | None, rl_steps: int | None, threads: int | None) -> None:
     """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
     from attribution.io import check_writable
@@ -81,8 +81,12 @@ def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, examp
 @click.option("--groups", default=300, show_default=True, type=click.IntRange(min=2), help="Task instances of 8 candidate runs each.")
 def evidence(checkpoint_dir: str, data_dir: str, out_md: str, groups: int) -> None:
     """Best-of-N selection and prefix success prediction (monitoring) with the pair; write tables and plots."""
+    from attribution.io import check_outputs
     from attribution.world.evidence import write_evidence
 
+    out_dir = Path(out_md).parent
+    check_outputs({"--out": out_md, "--out (its figure world_selection.png)": out_dir / "world_selection.png",
+                   "--out (its figure world_prefix_auroc.png)": out_dir / "world_prefix_auroc.png"})
     summary = write_evidence(checkpoint_dir, data_dir, out_md, groups=groups)
     for n, t in summary["selection"].items():
         row = t["rows"]

@@ -553,7 +553,9 @@ def _json(value: Any, span: _Span, source: str, what: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as err:
-        raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=f"{err.msg} at column {err.colno}") from err
+        from attribution.io import json_error
+
+        raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=json_error(err, column_only=True)) from err
     except RecursionError:
         raise InputError(span.where(source), f"'{what}' to hold JSON messages", got="too deeply nested JSON") from None
 
