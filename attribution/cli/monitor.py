@@ -56,7 +56,7 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     if threshold is not None and calibration_file is not None:
         raise ConfigError("give either --threshold or --calibration, not both")
     if threshold is not None and not math.isfinite(threshold):
-        raise ConfigError(f"--threshold must be a finite number (an alert below {threshold} could never fire or always fires)")
+        raise ConfigError(f"--threshold must be a finite number; got {threshold} (the alert would never fire, or fire at once)")
     if follow and fmt not in (None, "chat"):
         raise ConfigError(f"--follow reads a JSONL log of chat messages; got --format {fmt!r}")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
