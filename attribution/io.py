@@ -289,4 +289,4 @@ def read_json_file(path: str | os.PathLike, expected: str = "a JSON file") -> An
     try:
         return parse_json(text, path)
     except json.JSONDecodeError as err:
-        raise InputError(path, expected, got=f"invalid JSON ({json_error(err)})") from None
+        raise InputError(path, expected, got=f"invalid JSON at line {err.lineno}, column {err.colno} ({err.msg})") from None
