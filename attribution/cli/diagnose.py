@@ -95,13 +95,12 @@ def diagnose(log, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt,
     import json
     from pathlib import Path
 
+    from attribution.cli.options import check_placement
     from attribution.diagnoser import config_roles, diagnose_many, expand_logs
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
     from attribution.io import atomic_write_text, check_outputs
     from attribution.parse import load_run, load_runs
-
-    from attribution.cli.options import check_placement
 
     check_placement(device, device_map)
     if run_id is not None and all_runs:

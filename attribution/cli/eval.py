@@ -82,10 +82,10 @@ def eval_command(dataset, subset, data_dir, fmt, labels, actors, observers, poli
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
                  engine, address, workers, gpus_per_worker, shard, json_out, md_out, calibrate_fpr, calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
+    from attribution.cli.options import check_placement
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
     from attribution.evaluation.report import format_table, resources_line, write_json, write_markdown
-    from attribution.cli.options import check_placement
     from attribution.errors import ConfigError
     from attribution.io import check_outputs, check_writable
 
