@@ -526,6 +526,37 @@ def test_hash_memo_is_not_fooled_by_a_restored_mtime(tmp_path, monkeypatch):
     assert file_sha256(f, memo) == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
+def test_weight_changed_in_place_with_its_mtime_restored_is_rescored(tiny_pair, tmp_path, monkeypatch):
+    """Issue 20, end to end: the evaluation is scored again, not served from the cache."""
+    import shutil
+
+    import attribution.score.pairs as pairs_module
+    from attribution.evaluation import evaluate
+
+    monkeypatch.setattr(pairs_module, "RACY_NS", 0, raising=False)  # memoise the fresh copies, as for an old checkpoint
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pol, ref = tmp_path / "policy", tmp_path / "reference"
+    shutil.copytree(tiny_pair[0], pol)
+    shutil.copytree(tiny_pair[1], ref)
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(pol), reference=str(ref), folds=2, n_boot=0, cache_dir=tmp_path / "c", null_pair=False)
+    first = evaluate(runs, **kw)
+    assert (tmp_path / "xdg" / "attribution" / "file-sha256.json").is_file()  # the hashes are memoised
+    time.sleep(0.05)  # past the file system's timestamp tick
+    weights = pol / "model.safetensors"
+    st = weights.stat()
+    with weights.open("r+b") as fh:  # the last byte of the last tensor: same size, same inode, still loadable
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 0x01]))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    pairs_module._LOADED.clear()  # as a new process would
+    again = evaluate(runs, **kw)
+    assert again.timing["scored"] == len(runs) and again.timing["from_cache"] == 0
+    assert again.settings["cache"]["setup"] != first.settings["cache"]["setup"]
+
+
 def test_hash_memo_hashes_a_file_changed_a_moment_ago_again(tmp_path, monkeypatch):
     from attribution.score.pairs import file_sha256
 
