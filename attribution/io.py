@@ -30,6 +30,7 @@ __all__ = [
     "check_writable",
     "check_outputs",
     "parse_json",
+    "json_error",
     "read_json_file",
     "check_depth",
     "replace_surrogates",
@@ -261,6 +262,17 @@ def parse_json(text: str, where: str | os.PathLike) -> Any:
                 stacklevel=2,
             )
     return value
+
+
+def json_error(err: json.JSONDecodeError, line: int | None = None, *, column_only: bool = False) -> str:
+    """Where and why JSON text failed to parse, for a message: ``"Expecting value at line 3, column 5"``.
+
+    ``line`` replaces the error's own line (a JSONL file parsed line by line); ``column_only``
+    leaves the line out (the caller names it). Python's messages that end in "at"
+    (``"Unterminated string starting at"``) do not repeat it.
+    """
+    where = f"column {err.colno}" if column_only else f"line {err.lineno if line is None else line}, column {err.colno}"
+    return f"{err.msg.removesuffix(' at')} at {where}"
 
 
 def read_json_file(path: str | os.PathLike, expected: str = "a JSON file") -> Any:

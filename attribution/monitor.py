@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -87,6 +88,8 @@ class Monitor:
                  format: str = ""):
         if by not in RUN_SCORES:
             raise ConfigError(f"The 'by' parameter must be one of {sorted(RUN_SCORES)}. Got {by!r} instead.")
+        if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+            raise ConfigError(f"The 'threshold' parameter must be a finite number (an alert must be able to fire). Got {threshold!r} instead.")
         self.scorer = scorer
         self.threshold = threshold
         self.by = by

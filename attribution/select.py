@@ -31,7 +31,7 @@ from attribution.errors import ConfigError, InputError
 from attribution.rank import aggregate as aggregate_steps
 from attribution.types import Run, StepScore
 
-__all__ = ["RUN_SCORES", "run_score", "Candidate", "Selection", "select_runs"]
+__all__ = ["RUN_SCORES", "run_score", "task_text", "Candidate", "Selection", "select_runs"]
 
 RUN_SCORES: dict[str, Callable[[list[float]], float]] = {
     "sum": sum,
@@ -90,6 +90,33 @@ class Selection:
         }
 
 
+def task_text(run: Run) -> str | None:
+    """The task a run works on: its ``question``, else its first user message (whitespace folded)."""
+    text = run.question or next((s.content for s in run.steps if s.role == "user" and str(s.content).strip()), None)
+    return " ".join(str(text).split()) if text is not None else None
+
+
+def _warn_on_different_tasks(runs: Sequence[Run]) -> None:
+    """One warning when the candidates are not runs of one task: their run scores differ by
+    ``V(s_0)``, which is not the same across tasks, so the ranking compares nothing."""
+    import warnings
+
+    from attribution.errors import ParseWarning
+
+    tasks: dict[str, Run] = {}
+    for r in runs:
+        text = task_text(r)
+        if text is not None:
+            tasks.setdefault(text, r)
+    if len(tasks) > 1:
+        (a, ra), (b, rb) = list(tasks.items())[:2]
+        short = lambda t: repr(t if len(t) <= 60 else t[:59] + "…")  # noqa: E731
+        warnings.warn(ParseWarning(
+            f"the candidates are runs of {len(tasks)} different tasks (by the task text or first user message: "
+            f"{ra.source or ra.run_id} has {short(a)}, {rb.source or rb.run_id} has {short(b)}); run scores of different "
+            "tasks are not comparable, so the ranking may mean nothing"), stacklevel=2)
+
+
 def select_runs(
     runs: Sequence[Run | str | os.PathLike],
     *,
@@ -136,6 +163,7 @@ def select_runs(
     for r in loaded:
         if not r.action_indices:
             raise InputError(r.source or r.run_id, "at least one action step (an agent's own output)")
+    _warn_on_different_tasks(loaded)
     if scorer is None:
         from attribution.diagnoser import make_scorer
 

@@ -51,6 +51,9 @@ CHANGED = {
     ("attribution eval", "aggregate"): "issue 17: the help says why eval's default differs from diagnose's",
     ("attribution eval", "ranker"): "issue 17: the help says why eval's default differs from diagnose's",
     ("attribution world train", "out_dir"): "issue 17: a new folder by default, never the shipped pair unless --replace-shipped",
+    ("attribution world train", "sft_steps"): "issue 20: at least 0 (a negative count was a traceback)",
+    ("attribution world train", "rl_steps"): "issue 20: at least 0 (a negative count was a traceback)",
+    ("attribution world train", "threads"): "issue 20: at least 1 (0 was a traceback)",
 }
 
 

@@ -53,6 +53,37 @@ def test_labels_file_by_run_id_and_by_the_logs_own_step_id(tmp_path):
         assert "\n" not in str(info.value) and "labels.jsonl" in str(info.value)
 
 
+def test_a_run_labelled_twice_differently_is_refused(tmp_path):
+    """Issue 20: the last of two different labels for one run silently won."""
+    log = FIXTURES / "otel" / "openinference_multi_agent.json"
+    trace = "5b8efff798038103d269b633813fc60c"
+    labels = tmp_path / "labels.jsonl"
+    same = [{"run_id": trace, "mistake_id": "f1e2d3c4b5a69788", "mistake_agent": "search_agent"},
+            {"run_id": trace, "mistake_step": 5, "mistake_agent": "search_agent"}]  # the same label, said twice
+    labels.write_text("".join(json.dumps(r) + "\n" for r in same))
+    run, = load_runs_for_eval(log, labels=labels)[0]
+    assert (run.mistake_step, run.mistake_agent) == (5, "search_agent")
+    labels.write_text("".join(json.dumps(r) + "\n" for r in [same[0], {**same[1], "mistake_step": 3}]))
+    with pytest.raises(InputError, match="labelled differently at line 1") as info:
+        load_runs_for_eval(log, labels=labels)
+    assert "labels.jsonl, line 2" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_json_errors_do_not_repeat_at():
+    from attribution.io import json_error
+
+    try:
+        json.loads('{"a": "b')
+    except json.JSONDecodeError as err:
+        assert json_error(err) == "Unterminated string starting at line 1, column 7"
+        assert json_error(err, 4) == "Unterminated string starting at line 4, column 7"
+        assert json_error(err, column_only=True) == "Unterminated string starting at column 7"
+    try:
+        json.loads("[1,")
+    except json.JSONDecodeError as err:
+        assert json_error(err) == "Expecting value at line 1, column 4"
+
+
 def test_label_problems_are_counted(who_and_when):
     runs, _ = load_runs_for_eval(who_and_when)
     got = label_problems(runs)

@@ -492,8 +492,10 @@ def test_cache_key_follows_full_weights_tokenizer_files_and_settings(tiny_pair, 
 
 
 def test_full_content_hash_is_memoised_by_path_size_mtime_inode(tmp_path, monkeypatch):
+    import attribution.score.pairs as pairs_module
     from attribution.score.pairs import file_sha256
 
+    monkeypatch.setattr(pairs_module, "RACY_NS", 0)  # memoise a file just written (see the racy test below)
     f, memo = tmp_path / "w.bin", tmp_path / "memo.json"
     f.write_bytes(b"abc" * 1000)
     first = file_sha256(f, memo)
@@ -503,6 +505,137 @@ def test_full_content_hash_is_memoised_by_path_size_mtime_inode(tmp_path, monkey
     assert file_sha256(f, memo) == first and f not in reads  # memo hit: the file is not read again
     f.write_bytes(b"abd" * 1000)  # new content, new mtime
     assert file_sha256(f, memo) != first and f in reads
+
+
+def test_hash_memo_is_not_fooled_by_a_restored_mtime(tmp_path, monkeypatch):
+    """Issue 20: a weight changed in place with its size and mtime restored was served from the memo."""
+    import attribution.score.pairs as pairs_module
+    from attribution.score.pairs import file_sha256
+
+    monkeypatch.setattr(pairs_module, "RACY_NS", 0, raising=False)
+    f, memo = tmp_path / "w.bin", tmp_path / "memo.json"
+    f.write_bytes(b"abc" * 1000)
+    time.sleep(0.05)  # past the file system's timestamp tick, so the next write gets a new ctime
+    first = file_sha256(f, memo)
+    st = f.stat()
+    with f.open("r+b") as fh:  # in place: same inode, same size
+        fh.write(b"x")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored (touch -d, cp -p, rsync -t)
+    assert (f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert file_sha256(f, memo) != first
+    import hashlib
+
+    assert file_sha256(f, memo) == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_weight_changed_in_place_with_its_mtime_restored_is_rescored(tiny_pair, tmp_path, monkeypatch):
+    """Issue 20, end to end: the evaluation is scored again, not served from the cache."""
+    import shutil
+
+    import attribution.score.pairs as pairs_module
+    from attribution.evaluation import evaluate
+
+    monkeypatch.setattr(pairs_module, "RACY_NS", 0, raising=False)  # memoise the fresh copies, as for an old checkpoint
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pol, ref = tmp_path / "policy", tmp_path / "reference"
+    shutil.copytree(tiny_pair[0], pol)
+    shutil.copytree(tiny_pair[1], ref)
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(pol), reference=str(ref), folds=2, n_boot=0, cache_dir=tmp_path / "c", null_pair=False)
+    first = evaluate(runs, **kw)
+    assert (tmp_path / "xdg" / "attribution" / "file-sha256.json").is_file()  # the hashes are memoised
+    time.sleep(0.05)  # past the file system's timestamp tick
+    weights = pol / "model.safetensors"
+    st = weights.stat()
+    with weights.open("r+b") as fh:  # the last byte of the last tensor: same size, same inode, still loadable
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 0x01]))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    pairs_module._LOADED.clear()  # as a new process would
+    again = evaluate(runs, **kw)
+    assert again.timing["scored"] == len(runs) and again.timing["from_cache"] == 0
+    assert again.settings["cache"]["setup"] != first.settings["cache"]["setup"]
+
+
+def test_hash_memo_hashes_a_file_changed_a_moment_ago_again(tmp_path, monkeypatch):
+    from attribution.score.pairs import file_sha256
+
+    f, memo = tmp_path / "w.bin", tmp_path / "memo.json"
+    f.write_bytes(b"abc" * 1000)
+    file_sha256(f, memo)
+    assert not memo.exists()  # just written: not memoised (a second write in the same tick would keep its stat)
+    reads = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: reads.append(self) or real_open(self, *a, **k))
+    file_sha256(f, memo)
+    assert f in reads
+
+
+def test_null_pair_is_rescored_after_a_tokenizer_change_that_keeps_the_vocabulary(tiny_pair, tmp_path, monkeypatch):
+    """Issue 20: the null pair's setup left the tokenizer out (its models have no files), so a tokenizer
+    with the same vocabulary but fewer merges, or a normaliser added, was served the old scores."""
+    import shutil
+
+    from attribution.evaluation import evaluate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    pol, ref = tmp_path / "policy", tmp_path / "reference"
+    shutil.copytree(tiny_pair[0], pol)
+    shutil.copytree(tiny_pair[1], ref)
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(pol), reference=str(ref), folds=2, n_boot=0, cache_dir=tmp_path / "c")
+    first = evaluate(runs, **kw)
+    assert evaluate(runs, **kw).timing["null_pair"]["scored"] == 0  # cached
+    setups = {first.settings["null_pair"]["cache_setup"]}
+
+    def change(edit):
+        for side in (pol, ref):
+            tj = json.loads((side / "tokenizer.json").read_text())
+            vocab = dict(tj["model"]["vocab"])
+            edit(tj)
+            assert tj["model"]["vocab"] == vocab  # the same vocabulary
+            (side / "tokenizer.json").write_text(json.dumps(tj))
+
+    def fewer_merges(tj):
+        tj["model"]["merges"] = tj["model"]["merges"][: len(tj["model"]["merges"]) // 2]
+
+    def lowercase(tj):
+        tj["normalizer"] = {"type": "Lowercase"}
+
+    import attribution.score.pairs as pairs_module
+
+    for edit in (fewer_merges, lowercase):
+        change(edit)
+        pairs_module._LOADED.clear()  # as a new process would: load the changed folders again
+        res = evaluate(runs, **kw)
+        assert res.timing["null_pair"]["scored"] == len(runs) and res.timing["null_pair"]["from_cache"] == 0
+        setups.add(res.settings["null_pair"]["cache_setup"])
+        fresh = evaluate(runs, **{**kw, "cache_dir": tmp_path / f"fresh-{edit.__name__}"})
+        assert [r["predictions"][bl.NULL_PAIR] for r in res.runs] == [r["predictions"][bl.NULL_PAIR] for r in fresh.runs]
+    assert len(setups) == 3
+
+
+def test_cache_entry_copied_from_another_setup_is_a_bad_entry(tiny_pair, tmp_path):
+    """Issue 20: each entry records its setup; an entry copied in from another setup's folder was used."""
+    import shutil
+
+    from attribution.evaluation import evaluate
+
+    runs = runs_from_dataset(load_dataset_from_records(labelled_runs(3, 1, seed=2)))
+    kw = dict(policy=str(tiny_pair[0]), reference=str(tiny_pair[1]), folds=2, n_boot=0, cache_dir=tmp_path / "c")
+    clean = evaluate(runs, **kw)
+    other = evaluate(runs, **{**kw, "policy": kw["reference"], "reference": kw["policy"]})  # another setup, other numbers
+    mine, theirs = Path(clean.settings["cache"]["dir"]), Path(other.settings["cache"]["dir"])
+    assert mine != theirs
+    name = f"{runs[1].content_hash()}.npz"
+    assert (mine / name).read_bytes() != (theirs / name).read_bytes()
+    shutil.copyfile(theirs / name, mine / name)
+    again = evaluate(runs, **kw)
+    assert again.timing["bad_cache_entries"] == 1 and again.timing["scored"] == 1
+    assert again.runs == clean.runs  # the copied entry was never used
+    assert evaluate(runs, **kw).timing["bad_cache_entries"] == 0  # rewritten for this setup
 
 
 def _corrupt(kind, path, cache, run):

@@ -509,6 +509,56 @@ SHAPE_CASES: list[Case] = [
 ]
 
 
+# -- issue 20: data loss, silent results and unclear errors found by the wider probe ------------
+
+_CAL = {"schema": "attribution.calibration/1", "threshold": 0.0, "target_fpr": 0.1, "fpr": 0.1, "recall": 0.5,
+        "lead_steps_median": 1.0, "lead_share_median": 0.5, "n_success": 10, "n_failure": 10, "n_alerts_failure": 5}
+_TWO_LOGS = {**LOG, "b.json": _j(GOOD_CHAT)}
+_EVAL_LABELS = {**_EVAL_DATA, "labels.jsonl": _j({"run_id": "runs/0", "mistake_step": 2, "mistake_agent": "solver"}) + "\n"
+                + _j({"run_id": "runs/0", "success": True}) + "\n"}
+
+ISSUE20_CASES: list[Case] = [
+    Case("i20-select-json-is-a-candidate", ("select", "{tmp}/log.json", "{tmp}/b.json", *_PAIR, "--json", "{tmp}/b.json"), "input",
+         _TWO_LOGS, names="--json"),
+    Case("i20-select-json-unwritable", ("select", "{tmp}/log.json", "{tmp}/b.json", *_PAIR, "--json", "/proc/attribution-x/s.json"),
+         "cannot write the --json output", _TWO_LOGS, names="/proc/attribution-x/s.json"),
+    Case("i20-monitor-json-is-the-log", ("monitor", "{tmp}/log.json", *_PAIR, "--json", "{tmp}/log.json"), "input", LOG, names="--json"),
+    Case("i20-monitor-json-is-the-calibration", ("monitor", "{tmp}/log.json", *_PAIR, "--calibration", "{tmp}/cal.json", "--json",
+                                                "{tmp}/cal.json"), "input", {**LOG, "cal.json": _j(_CAL)}, names="--json"),
+    Case("i20-monitor-json-unwritable", ("monitor", "{tmp}/log.json", *_PAIR, "--json", "/proc/attribution-x/m.json"),
+         "cannot write the --json output", LOG, names="/proc/attribution-x/m.json"),
+    Case("i20-world-evidence-out-unwritable", ("world", "evidence", "--data", "{tmp}", "--out", "/proc/attribution-x/e.md"),
+         "cannot write the --out output", names="/proc/attribution-x/e.md"),
+    Case("i20-world-results-out-is-its-data", ("world", "results", "--data", "{tmp}", "--out", "{tmp}/mixed.jsonl", "--png",
+                                               "{tmp}/r.png", "--example", "{tmp}/e.json"), "input", {"mixed.jsonl": "{}"}, names="--out"),
+    Case("i20-world-evidence-out-is-its-data", ("world", "evidence", "--data", "{tmp}", "--out", "{tmp}/failures.jsonl"), "input",
+         {"failures.jsonl": "{}"}, names="--out"),
+    Case("i20-eval-shard-markdown", (*_EVAL[:3], "--shard", "1/2", "--markdown", "{tmp}/e.md", *_PAIR), "--shard", _EVAL_DATA,
+         names="--markdown"),
+    Case("i20-eval-shard-calibrate", (*_EVAL[:3], "--shard", "1/2", "--calibrate", "0.1", "--calibration-out", "{tmp}/c.json", *_PAIR),
+         "--shard", _EVAL_DATA, names="--calibrate"),
+    Case("i20-eval-no-cache-and-cache-dir", (*_EVAL, "--cache-dir", "{tmp}/c"), "not both", _EVAL_DATA, names="--cache-dir"),
+    Case("i20-eval-default-cache-under-a-file", ("eval", "--dataset", "{tmp}/runs.jsonl", "--bootstrap", "0", "-q", *_PAIR),
+         "is a file", {**_EVAL_DATA, "xdg-cache": "x"}, names="XDG_CACHE_HOME"),
+    Case("i20-eval-labels-twice-different", (*_EVAL, "--labels", "{tmp}/labels.jsonl"), "labelled differently", _EVAL_LABELS,
+         names="labels.jsonl, line 2"),
+    Case("i20-diagnose-device-and-device-map", ("diagnose", "{tmp}/log.json", *_PAIR, "--device", "cpu", "--device-map", "cpu,cpu"),
+         "not both", LOG, names="--device-map"),
+    Case("i20-eval-device-and-device-map", (*_EVAL, "--device", "cpu", "--device-map", "cpu,cpu"), "not both", _EVAL_DATA,
+         names="--device-map"),
+    Case("i20-monitor-threshold-nan", ("monitor", "{tmp}/log.json", *_PAIR, "--threshold", "nan"), "finite", LOG, names="--threshold"),
+    Case("i20-monitor-threshold-inf", ("monitor", "{tmp}/log.json", *_PAIR, "--threshold", "-inf"), "finite", LOG, names="--threshold"),
+    Case("i20-monitor-calibration-nan", ("monitor", "{tmp}/log.json", *_PAIR, "--calibration", "{tmp}/cal.json"), "finite",
+         {**LOG, "cal.json": _j({**_CAL, "threshold": float("nan")})}, names="cal.json"),
+    Case("i20-world-train-sft-steps-negative", ("world", "train", "--out", "{tmp}/w", "--sft-steps", "-1"), "not in the range",
+         names="--sft-steps"),
+    Case("i20-world-train-rl-steps-negative", ("world", "train", "--out", "{tmp}/w", "--rl-steps", "-1"), "not in the range",
+         names="--rl-steps"),
+    Case("i20-world-train-threads-zero", ("world", "train", "--out", "{tmp}/w", "--threads", "0"), "not in the range", names="--threads"),
+    Case("i20-unterminated-string", ("diagnose", "{tmp}/run.json", *_PAIR), "Unterminated string starting at line 1",
+         {"run.json": '[{"role": "user", "content": "hi}]'}),
+]
+
 CASES: list[Case] = [
     *_generic_cases(),
     *(c for cases in READER_CASES.values() for c in cases),
@@ -517,6 +567,7 @@ CASES: list[Case] = [
     *REPORT_CASES,
     *OUTPUT_CASES,
     *SHAPE_CASES,
+    *ISSUE20_CASES,
 ]
 
 

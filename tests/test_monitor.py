@@ -254,11 +254,13 @@ def _cli(*args):
 
 @pytest.fixture(scope="module")
 def world_logs(tmp_path_factory):
-    """Four runs of the world (the embedded pair knows its words), and one as a JSONL of messages."""
+    """Four runs of one task of the world (the embedded pair knows its words), and one as a JSONL of messages."""
     from pathlib import Path
 
     mixed = Path(__file__).resolve().parents[1] / "datasets" / "world" / "mixed.jsonl"
-    recs = [json.loads(line) for line in mixed.read_text().splitlines()[:4]]
+    task = lambda rec: next(m["content"] for m in rec["messages"] if m["role"] == "user")  # noqa: E731
+    recs = [json.loads(line) for line in mixed.read_text().splitlines()]
+    recs = [r for r in recs if task(r) == task(recs[0])][:4]  # select ranks candidates of one task
     d = tmp_path_factory.mktemp("world-logs")
     paths = []
     for k, rec in enumerate(recs):
@@ -279,6 +281,37 @@ def test_select_cli_prints_and_writes_the_ranking(world_logs, tmp_path):
     for args in ([], [paths[0]]):
         res = _cli("select", *args)
         assert res.exit_code == 2 and res.output.count("\n") == 1 and "at least two candidate runs" in res.output
+
+
+def test_select_warns_when_the_candidates_are_runs_of_different_tasks(world_logs, tmp_path):
+    """Issue 20: run scores of different tasks differ by V(s_0); ranking them was silent."""
+    paths, _ = world_logs
+    other = json.loads(paths[1].read_text())
+    first_user = next(m for m in other["messages"] if m["role"] == "user")
+    first_user["content"] = "task : something else entirely"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    res = _cli("select", paths[0], tmp_path / "other.json", paths[2], "-q")
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "2 different tasks" in warning[0] and "other.json" in warning[0] and "something else" in warning[0]
+    same = _cli("select", *paths[:3], "-q")
+    assert same.exit_code == 0 and "warning" not in same.output
+
+
+def test_monitor_cli_says_when_the_on_alert_hook_fails(world_logs, tmp_path):
+    """Issue 20: a failing --on-alert command was ignored."""
+    _, log = world_logs
+    res = _cli("monitor", log, "--threshold", 10, "-q", "--on-alert", "exit 3")
+    assert res.exit_code == 0, res.output
+    assert res.output.count("--on-alert command failed (exit status 3)") == 1 and "ALERT" in res.output
+    ok = _cli("monitor", log, "--threshold", 10, "-q", "--on-alert", "true")
+    assert ok.exit_code == 0 and "failed" not in ok.output
+
+
+def test_monitor_refuses_a_threshold_that_can_never_fire(pair):
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ConfigError, match="finite"):
+            Monitor(Scorer(pair), threshold=bad)
 
 
 def test_monitor_cli_equals_diagnose_and_alerts(world_logs, tmp_path):

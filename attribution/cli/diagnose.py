@@ -141,6 +141,7 @@ def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, bet
     import json
     from pathlib import Path
 
+    from attribution.cli.options import check_placement
     from attribution.diagnoser import config_roles, diagnose_many, expand_logs
     from attribution.emit import check_ids, emit, parse_emit
     from attribution.errors import ConfigError
@@ -148,6 +149,7 @@ def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, bet
     from attribution.parse import check_distinct_ids, load_run, load_runs
     from attribution.remote import is_remote
 
+    check_placement(device, device_map)
     store = None
     if any(is_remote(x) for x in log):
         store, json_out = _remote_checks(log, run_id, all_runs, trace_ids, since, post, json_out, timeout)

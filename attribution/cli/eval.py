@@ -99,11 +99,20 @@ def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
                  engine, address, workers, gpus_per_worker, shard, json_out, md_out, calibrate_fpr, calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
+    from attribution.cli.options import check_placement
     from attribution.diagnoser import config_roles
     from attribution.evaluation import evaluate
     from attribution.evaluation.report import format_table, resources_line, write_json, write_markdown
+    from attribution.errors import ConfigError
     from attribution.io import check_outputs, check_writable
 
+    if shard is not None and (md_out or calibrate_fpr is not None):
+        given = "--markdown" if md_out else "--calibrate"
+        raise ConfigError(f"{given} needs the metrics, which a --shard run does not compute (it only fills the score cache): "
+                          "give it to the plain eval on the same cache after the shards")
+    if no_cache and cache_dir:
+        raise ConfigError("give --cache-dir or --no-cache, not both (--no-cache keeps scores in memory only)")
+    check_placement(device, device_map)
     inputs = [pairs, labels] + ([dataset] if dataset != "who-and-when" else [])
     outputs = {"--json": json_out, "--markdown": md_out}
     if calibrate_fpr is not None:

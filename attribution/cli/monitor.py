@@ -3,6 +3,7 @@ prints each step's score and the running run score, and raises the alert."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -50,15 +51,18 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     """Score the run in LOG step by step; alert when its running score crosses the threshold."""
     from attribution.diagnoser import make_scorer
     from attribution.errors import ConfigError
-    from attribution.io import atomic_write_text
+    from attribution.io import atomic_write_text, check_outputs
     from attribution.monitor import JsonlFollower, Monitor, follow_steps
 
+    check_outputs({"--json": json_out}, inputs=[log, pairs, calibration_file])  # before any work: never overwrite the log
     if all_runs:
         raise ConfigError("monitor follows one run: pick it with --run ID (diagnose --all and select --all score every run of a file)")
     if follow and run_id is not None:
         raise ConfigError("--follow reads one growing run; --run ID picks a run of a finished log")
     if threshold is not None and calibration_file is not None:
         raise ConfigError("give either --threshold or --calibration, not both")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold must be a finite number; got {threshold} (the alert would never fire, or fire at once)")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
                          chat_template=False if no_chat_template else "auto", dtype=dtype, device=device)
     if calibration_file is not None:
@@ -93,7 +97,9 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
                 if on_alert:
                     env = {**os.environ, "ATTRIBUTION_ALERT_STEP": str(step.index), "ATTRIBUTION_RUN_SCORE": repr(up.run_score),
                            "ATTRIBUTION_LOG": str(log)}
-                    subprocess.run(on_alert, shell=True, env=env, check=False)
+                    done = subprocess.run(on_alert, shell=True, env=env, check=False)
+                    if done.returncode != 0:
+                        echo(f"warning: --on-alert command failed (exit status {done.returncode}): {on_alert}", err=True)
                 if fail_on_alert:
                     stopped_at_alert = True
                     break

@@ -47,6 +47,7 @@ __all__ = [
     "memory_options",
     "engine_options",
     "engine_settings",
+    "check_placement",
     "shard_option",
     "json_option",
     "quiet_option",
@@ -122,6 +123,16 @@ memory_options = compose(
                  help="Padded tokens per forward pass (default: from free GPU memory, 16384 on CPU); "
                       "out of memory halves it and retries."),
 )
+
+
+def check_placement(device: str, device_map: str | None) -> None:
+    """Refuse ``--device`` with ``--device-map``: the map places both models, so ``--device`` would be ignored."""
+    if device_map and device != "auto":
+        from attribution.errors import ConfigError
+
+        raise ConfigError(f"give --device or --device-map, not both: --device-map {device_map!r} places the policy and the "
+                          f"reference itself, so --device {device!r} would be ignored")
+
 
 engine_options = compose(
     click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),

@@ -38,10 +38,11 @@ def select(runs, run_id, all_runs, policy, reference, pairs, beta, by, fmt, wind
            json_out, quiet):
     """Rank candidate RUNS of one task by run-level progress advantage, best first."""
     from attribution.errors import ConfigError
-    from attribution.io import atomic_write_text
+    from attribution.io import atomic_write_text, check_outputs
     from attribution.parse import load_run, load_runs
     from attribution.select import select_runs
 
+    check_outputs({"--json": json_out}, inputs=[*runs, pairs])  # before any work: never overwrite a run
     if run_id is not None and all_runs:
         raise ConfigError("give --run ID or --all, not both")
     if all_runs:

@@ -21,6 +21,15 @@ def world() -> None:
     """The controlled world where the true advantage is known."""
 
 
+def _inputs(checkpoint_dir: str, data_dir: str) -> list[Path]:
+    """The files `world results` and `world evidence` read (the labelled sets, the pair), which no output may overwrite."""
+    data, ckpt = Path(data_dir), Path(checkpoint_dir)
+    files = list(data.glob("*.jsonl")) if data.is_dir() else []
+    if ckpt.is_dir():
+        files += [p for p in ckpt.rglob("*") if p.is_file()]
+    return files
+
+
 @world.command("generate")
 @click.option("--out", "out_dir", default="datasets/world", show_default=True, type=click.Path(file_okay=False))
 def generate(out_dir: str) -> None:
@@ -42,9 +51,9 @@ def generate(out_dir: str) -> None:
 @click.option("--replace-shipped", is_flag=True,
               help="Allow --out to be the package's shipped pair (attribution/world/checkpoint), overwriting it.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--sft-steps", type=int, default=None, help="Default: TrainConfig's.")
-@click.option("--rl-steps", type=int, default=None, help="Default: TrainConfig's.")
-@click.option("--threads", type=int, default=None, help="torch threads for batched passes (default 1).")
+@click.option("--sft-steps", type=click.IntRange(min=0), default=None, help="Default: TrainConfig's.")
+@click.option("--rl-steps", type=click.IntRange(min=0), default=None, help="Default: TrainConfig's.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for batched passes (default 1).")
 def train_command(out_dir: str, replace_shipped: bool, seed: int, sft_steps: int | None, rl_steps: int | None,
                   threads: int | None) -> None:
     """SFT the reference on the reference agents' runs, then KL-regularised RL; save the pair."""
@@ -75,7 +84,7 @@ def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, examp
     from attribution.io import check_outputs
     from attribution.world.results import write_results
 
-    check_outputs({"--out": out_md, "--png": out_png, "--example": example_out})
+    check_outputs({"--out": out_md, "--png": out_png, "--example": example_out}, inputs=_inputs(checkpoint_dir, data_dir))
     summary = write_results(checkpoint_dir, data_dir, out_md, out_png, example_out)
     for name, row in summary["rows"].items():
         (step, _), (agent, _) = row["step"], row["agent"]
@@ -91,8 +100,13 @@ def results(checkpoint_dir: str, data_dir: str, out_md: str, out_png: str, examp
 @click.option("--groups", default=300, show_default=True, type=click.IntRange(min=2), help="Task instances of 8 candidate runs each.")
 def evidence(checkpoint_dir: str, data_dir: str, out_md: str, groups: int) -> None:
     """Best-of-N selection and prefix success prediction (monitoring) with the pair; write tables and plots."""
+    from attribution.io import check_outputs
     from attribution.world.evidence import write_evidence
 
+    out_dir = Path(out_md).parent
+    check_outputs({"--out": out_md, "--out (its figure world_selection.png)": out_dir / "world_selection.png",
+                   "--out (its figure world_prefix_auroc.png)": out_dir / "world_prefix_auroc.png"},
+                  inputs=_inputs(checkpoint_dir, data_dir))
     summary = write_evidence(checkpoint_dir, data_dir, out_md, groups=groups)
     for n, t in summary["selection"].items():
         row = t["rows"]

@@ -4,11 +4,15 @@ Layout: ``<root>/<setup digest>/<run content hash>.npz`` plus ``<root>/<setup di
 describing the setup. The setup (:func:`scoring_key`) is everything that changes the numbers:
 
 * each pair's policy and reference checkpoint ids: for a folder, the full content of its
-  config, weight and tokenizer files (sha256, memoised by (path, size, mtime_ns, inode) so a
-  large checkpoint is read once, :func:`attribution.score.pairs.file_sha256`); for a hub id,
-  the hub revision (commit);
+  config, weight and tokenizer files (sha256, memoised by (path, size, mtime_ns, ctime_ns, inode)
+  so a large checkpoint is read once, :func:`attribution.score.pairs.file_sha256`); for a hub
+  id, the hub revision (commit);
 * each pair's dtype and device kind (``cpu``, ``cuda``, ...), its tokenizer (vocabulary,
-  special tokens, chat template) and rendering (chat template or plain, header and separator);
+  special tokens, chat template and, for a fast tokenizer, its whole pipeline: normaliser,
+  pre-tokenizer, merges, post-processor, decoder) and rendering (chat template or plain,
+  header and separator). The tokenizer is in the key on its own because the null pair's
+  checkpoints are random models with no files: its key would otherwise miss a tokenizer
+  change that keeps the vocabulary;
 * which pair scores which agent, ``window``, ``min_context`` and ``chat_template``;
 * :data:`attribution.score.scorer.SCORING_VERSION`, bumped whenever the scoring code changes
   the numbers, and this file's format.
@@ -17,7 +21,8 @@ describing the setup. The setup (:func:`scoring_key`) is everything that changes
 entry is read, so a new beta costs no forward pass.
 
 **Reads are validated.** An entry that is not a readable file (a folder in its place), is
-truncated or fails a CRC, whose content checksum or run hash does not match, whose arrays
+truncated or fails a CRC, whose content checksum or run hash does not match, that was written for another setup
+(an entry copied in from another setup's folder), whose arrays
 disagree in length, name steps that are not the run's action steps, or hold a NaN or an
 infinity is never used: it is counted (:attr:`ScoreCache.bad`, reported by ``evaluate`` in
 its timing) and the run is scored again.
@@ -60,6 +65,17 @@ def _tokenizer_id(tok: Any) -> str:
     h = hashlib.sha256(type(tok).__name__.encode())
     h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
     h.update(json.dumps([getattr(tok, "chat_template", None), tok.all_special_tokens, getattr(tok, "bos_token_id", None)]).encode())
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:  # a fast tokenizer: its whole pipeline (merges, normaliser, ...), not only the vocabulary
+        pipeline = json.loads(backend.to_str())
+        for runtime in ("truncation", "padding"):  # set per call by the caller, not by the tokenizer's files
+            pipeline.pop(runtime, None)
+        h.update(json.dumps(pipeline, sort_keys=True).encode())
+    else:  # a slow tokenizer: the content of its vocabulary/merges/sentencepiece files
+        for attr in sorted(getattr(tok, "vocab_files_names", {}) or {}):
+            f = getattr(tok, attr, None)
+            if isinstance(f, str) and os.path.isfile(f):
+                h.update(f"{attr}:{hashlib.sha256(Path(f).read_bytes()).hexdigest()}".encode())
     return h.hexdigest()[:16]
 
 
@@ -197,7 +213,7 @@ class ScoreCache:
         except Exception as err:  # truncated, bad CRC, not a zip, missing arrays: never a crash
             self.bad[key] = f"unreadable ({type(err).__name__})"
             return None
-        why = _invalid(run, arrays, meta)
+        why = _invalid(run, arrays, meta, self.digest)
         if why:
             self.bad[key] = why
             return None
@@ -213,10 +229,12 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _invalid(run: Run, a: dict[str, np.ndarray], meta: Any) -> str:
+def _invalid(run: Run, a: dict[str, np.ndarray], meta: Any, setup: str) -> str:
     """Why a read entry cannot be used ("" when it can)."""
     if not isinstance(meta, dict) or meta.get("run") != run.content_hash():
         return "written for another run"
+    if meta.get("setup") != setup:
+        return f"written for another setup ({meta.get('setup')!r}, not {setup!r})"
     if meta.get("sha256") != _checksum(a):
         return "checksum mismatch"
     steps, offsets = a["steps"], a["offsets"]

@@ -180,9 +180,11 @@ def load_calibration(path: str | os.PathLike, checkpoints: dict[str, Any] | None
         raise InputError(path, f"a calibration file with schema {CALIBRATION_SCHEMA!r}", got=repr(got))
     try:
         cal = Calibration(**{k: v for k, v in raw.items() if k in Calibration.__dataclass_fields__})
-        float(cal.threshold)
+        threshold = float(cal.threshold)
     except (TypeError, ValueError) as err:
         raise InputError(path, "a complete calibration file", got=str(err)) from None
+    if isinstance(cal.threshold, bool) or not math.isfinite(threshold):
+        raise InputError(path, "a finite number as 'threshold' (an alert below it must be able to fire)", got=repr(cal.threshold))
     if checkpoints is not None:
         try:
             mine, theirs = _pair_ids(checkpoints), _pair_ids(cal.checkpoints)

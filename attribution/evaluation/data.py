@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import ConfigError, InputError
-from attribution.io import parse_json
+from attribution.io import json_error, parse_json
 from attribution.types import Run
 
 __all__ = [
@@ -245,7 +245,7 @@ def runs_from_dataset(ds, *, require_labels: bool = True) -> list[Run]:
         try:
             obj = parse_json(row["record"], source)
         except json.JSONDecodeError as err:
-            raise InputError(source, "valid JSON", got=f"{err.msg} at line {err.lineno}, column {err.colno}") from err
+            raise InputError(source, "valid JSON", got=json_error(err)) from err
         if row.get("format") == "run":
             run = dataclasses.replace(Run.from_dict(obj), source=source)
         else:
@@ -289,6 +289,7 @@ def apply_labels(runs: list[Run], path: str | Path) -> list[Run]:
     records = value if isinstance(value, list) else [value]
     by_id = {r.run_id: r for r in runs}
     out = dict(by_id)
+    given: dict[str, tuple[tuple, str]] = {}  # run id -> (its labels, where), to refuse a second, different record
     for k, rec in enumerate(records):
         where = f"{path}, line {lines[k]}" if lines else f"{path}, label {k}"
         if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
@@ -311,6 +312,13 @@ def apply_labels(runs: list[Run], path: str | Path) -> list[Run]:
             raise InputError(where, "mistake_agent to be a string", got=repr(agent))
         if success is not None and not isinstance(success, bool):
             raise InputError(where, "the success label to be true or false", got=repr(success))
+        label = (step, agent, success)
+        if run.run_id in given and given[run.run_id][0] != label:
+            first, at = given[run.run_id]
+            raise InputError(where, f"one label per run id; run {run.run_id!r} is labelled differently at {at}",
+                             got=f"mistake_step {step!r}, mistake_agent {agent!r}, success {success!r} here against "
+                                 f"{first[0]!r}, {first[1]!r}, {first[2]!r} there")
+        given.setdefault(run.run_id, (label, where.removeprefix(f"{path}, ")))
         out[run.run_id] = dataclasses.replace(
             run,
             mistake_step=step if step is not None else run.mistake_step,

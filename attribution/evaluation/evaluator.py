@@ -9,6 +9,7 @@ subset (:mod:`.metrics`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,23 @@ def _load_scores(scorer: Any, cache: ScoreCache, run: Run):
     return got
 
 
+def _check_cache_dir(cache_dir: str | Path | None) -> None:
+    """The score cache folder can be written, before any work; the default one's error names XDG_CACHE_HOME."""
+    from attribution.errors import OutputError
+    from attribution.io import check_writable
+
+    if cache_dir is not None:
+        check_writable(cache_dir, option="--cache-dir", folder=True)
+        return
+    try:
+        check_writable(default_cache_dir(), option="score cache", folder=True)
+    except OutputError as err:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        origin = f"XDG_CACHE_HOME={xdg}" if xdg else "no XDG_CACHE_HOME, so ~/.cache"
+        raise OutputError(f"{err} (the default cache folder, from {origin}; set XDG_CACHE_HOME to a writable folder, "
+                          "or give --cache-dir or --no-cache)") from None
+
+
 def evaluate(
     dataset: str | Path | Sequence[Run] = "who-and-when",
     *,
@@ -279,6 +297,8 @@ def evaluate(
     shard = parse_shard(shard)
     if shard is not None and not use_cache:
         raise ConfigError("a shard is scored into the on-disk score cache for a later evaluation to read; it needs the cache (drop --no-cache)")
+    if use_cache:
+        _check_cache_dir(cache_dir)
     engine = make_engine(engine, **(engine_options or {}))
     engine.check()
 

@@ -43,7 +43,7 @@ from types import ModuleType
 from typing import Any, Iterable, Sequence
 
 from attribution.errors import ConfigError, InputError
-from attribution.io import MAX_DEPTH, parse_json  # noqa: F401 (MAX_DEPTH: kept importable from here)
+from attribution.io import MAX_DEPTH, json_error, parse_json  # noqa: F401 (MAX_DEPTH: kept importable from here)
 from attribution.parse import (
     autogen,
     chat,
@@ -288,14 +288,14 @@ def read_json(path: str | Path) -> tuple[Any, list[int] | None]:
             return parse_json(text, path), None
         except json.JSONDecodeError as err:
             if err.msg != "Extra data":  # several values: read as JSONL below
-                raise InputError(path, "valid JSON", got=f"{err.msg} at line {err.lineno}, column {err.colno}") from err
+                raise InputError(path, "valid JSON", got=json_error(err)) from err
     values, lines = [], []
     for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 values.append(parse_json(line, f"{path}, line {n}"))
             except json.JSONDecodeError as err:
-                got = f"{err.msg} at line {n}, column {err.colno}"
+                got = json_error(err, n)
                 if path.suffix == ".jsonl":
                     raise InputError(path, "one JSON value per line (JSONL)", got=got) from err
                 stream = _json_stream(text, path)

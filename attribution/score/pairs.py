@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ TOKENIZER_FILES = (
 )
 
 
+#: A file changed less than this long (ns) before it is hashed is not memoised (see :func:`file_sha256`):
+#: some file systems keep timestamps to a clock tick, or to a second or two.
+RACY_NS = 2_000_000_000
+
+
 def hash_memo_path() -> Path:
     """The on-disk memo of full-content file hashes: ``$XDG_CACHE_HOME/attribution/file-sha256.json``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -69,17 +75,25 @@ def hash_memo_path() -> Path:
 
 
 def file_sha256(path: Path, memo: Path | None = None) -> str:
-    """The sha256 of a file's full content, memoised on disk by (path, size, mtime_ns, inode).
+    """The sha256 of a file's full content, memoised on disk by (path, size, mtime_ns, ctime_ns, inode).
 
     A checkpoint of tens of GB is read once; later calls cost a ``stat``. Any write to the
-    file changes its mtime (a copy over it changes its inode), so a memo entry never
-    outlives the content it describes.
+    file changes its mtime and its ctime (a copy over it changes its inode). A user can set
+    the mtime back (``touch -d``, ``os.utime``, ``cp -p``, ``rsync -t``), but not the ctime:
+    the kernel sets it on every write and on every change of the mtime itself. So a memo
+    entry never outlives the content it describes, short of changing the system clock or
+    writing to the raw device. Only a copy, a ``chmod`` or a ``touch`` (new ctime, same
+    content) costs a re-hash.
+
+    When in doubt, hash: a file changed less than :data:`RACY_NS` before it was hashed is not
+    memoised (a second write in the same timestamp tick, or a file still being written,
+    would otherwise keep its stat), so it is hashed again next time.
     """
     from attribution.io import atomic_write_text
 
     memo = hash_memo_path() if memo is None else memo
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
     try:
         table = json.loads(memo.read_text())
         if not isinstance(table, dict):
@@ -93,6 +107,8 @@ def file_sha256(path: Path, memo: Path | None = None) -> str:
         for block in iter(lambda: fh.read(1 << 24), b""):
             h.update(block)
     digest = h.hexdigest()
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return digest  # changed a moment ago: its stat may not tell the next change apart
     stale = str(path.resolve()) + "|"
     table = {k: v for k, v in table.items() if not k.startswith(stale)}  # older versions of this file
     table[key] = digest

@@ -95,7 +95,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
     """The records of a JSONL file written by :func:`write_jsonl`; a line that is not a JSON
     object is an :class:`~attribution.errors.InputError` naming the file and the line."""
     from attribution.errors import InputError
-    from attribution.io import parse_json
+    from attribution.io import json_error, parse_json
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -109,7 +109,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
         try:
             record = parse_json(line, where)
         except json.JSONDecodeError as err:
-            raise InputError(where, "one JSON object per line (JSONL)", got=f"{err.msg} at column {err.colno}") from None
+            raise InputError(where, "one JSON object per line (JSONL)", got=json_error(err, column_only=True)) from None
         if not isinstance(record, dict):
             raise InputError(where, "one JSON object per line (JSONL)", got=type(record).__name__)
         out.append(record)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from attribution.errors import InputError
+from attribution.io import json_error
 from attribution.parse.common import describe, flatten_content, text_of, tool_call_text, warn
 from attribution.parse.otel.spans import _MISSING, _Span, _as_list, _flat
 
@@ -41,7 +42,7 @@ def _json(value: Any, span: _Span, source: str, what: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as err:
-        raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=f"{err.msg} at column {err.colno}") from err
+        raise InputError(span.where(source), f"'{what}' to hold JSON messages", got=json_error(err, column_only=True)) from err
     except RecursionError:
         raise InputError(span.where(source), f"'{what}' to hold JSON messages", got="too deeply nested JSON") from None
 
