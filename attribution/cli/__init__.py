@@ -13,6 +13,7 @@ command         module
 ``world``       :mod:`attribution.cli.world`
 ``select``      :mod:`attribution.cli.select`
 ``monitor``     :mod:`attribution.cli.monitor`
+``pairs``       :mod:`attribution.cli.pairs`
 ==============  ===============================
 """
 
@@ -22,7 +23,7 @@ import click
 
 # Imported as modules, so that ``attribution.cli.report`` stays the module, not the command.
 from attribution.cli import diagnose as _diagnose, eval as _eval, formats as _formats, report as _report, world as _world
-from attribution.cli import monitor as _monitor, select as _select
+from attribution.cli import monitor as _monitor, pairs as _pairs, select as _select
 from attribution.cli.errors import Group
 
 __all__ = ["main"]
@@ -34,5 +35,5 @@ def main() -> None:
     """Find which agent, at which step, made a multi-agent LLM run fail."""
 
 
-for _command in (_diagnose.diagnose, _report.report, _eval.eval_command, _formats.formats, _world.world, _select.select, _monitor.monitor):
+for _command in (_diagnose.diagnose, _report.report, _eval.eval_command, _formats.formats, _world.world, _select.select, _monitor.monitor, _pairs.pairs):
     main.add_command(_command)

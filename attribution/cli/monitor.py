@@ -43,7 +43,7 @@ ALERT_STATUS = 1
 @device_option
 @json_option("Write the scored run as JSON when monitoring ends (the diagnosis schema, as diagnose --json; settings.monitor holds the alert).")
 @quiet_option("Print only alerts.")
-def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, policy, reference, pairs, beta,
+def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, policy, reference, pairs, beta, pair, allow_toy_pair,
             fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
     """Score the run in LOG step by step; alert when its running score crosses the threshold."""
     from attribution.diagnoser import make_scorer
@@ -56,7 +56,7 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     if follow and fmt not in (None, "chat"):
         raise ConfigError(f"--follow reads a JSONL log of chat messages; got --format {fmt!r}")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
-                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device)
+                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, pair=pair)
     if calibration_file is not None:
         from attribution.evaluation.calibration import load_calibration
 
@@ -69,6 +69,10 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
 
         run = load_run(log, format=fmt)
         follower, steps = None, iter(run.steps)
+        from attribution.score.domain import check_domain
+
+        for w in check_domain([run], scorer, allow_toy_pair=allow_toy_pair)[0][0]:  # a finished log: checked before scoring
+            echo(f"warning: {w}", fg="yellow")
     mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
                   format="chat" if follow else run.format)
     if not quiet:

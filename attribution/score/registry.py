@@ -61,7 +61,7 @@ def _is_local(value: str, base: Path) -> bool:
 
 def _offline_message(name: str, spec: dict[str, Any], repo: str) -> str:
     return (f"pair {name!r}: {repo} is not in the local Hugging Face cache and the hub is unreachable; "
-            f"download it beforehand where there is a network (`attribution pairs --download {name}`, or "
+            f"download it beforehand where there is a network (`attribution pairs --download {name}`, which prints the folders, or "
             f"`hf download {spec['policy']}` and `hf download {spec['reference']}`), or pass "
             "--policy DIR --reference DIR with folders you downloaded")
 
