@@ -84,9 +84,7 @@ def make_scorer(
     if sum(x is not None for x in (policy, pairs, pair)) > 1:
         raise ConfigError("give one of --policy/--reference, --pair or --pairs")
     if pair is not None:
-        from attribution.score.registry import registry_pair
-
-        config = PairConfig.single(registry_pair(pair, beta=beta, dtype=dtype, device=device, reference_device=reference_device))
+        config = PairConfig.single(CheckpointPair.from_registry(pair, beta=beta, dtype=dtype, device=device, reference_device=reference_device))
     elif policy is not None:
         config = PairConfig.single(
             CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device, reference_device=reference_device)

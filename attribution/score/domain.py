@@ -101,9 +101,8 @@ def unknown_share(run: Run, pair: Any, steps: Sequence[int], *, chat_template: b
 
 
 def _embedded_folder() -> Path:
-    from attribution.diagnoser import default_pairs_path
-
-    return default_pairs_path().parent.resolve()
+    """attribution/world/checkpoint (as :func:`attribution.diagnoser.default_pairs_path`'s folder)."""
+    return (Path(__file__).resolve().parents[1] / "world" / "checkpoint").resolve()
 
 
 def is_toy(pair: Any) -> bool:

@@ -265,6 +265,27 @@ class CheckpointPair:
         ref_device = device if reference_device is None else reference_device
         return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, ref_device), beta, name)
 
+    @classmethod
+    def from_registry(
+        cls,
+        name: str,
+        *,
+        beta: float | None = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        reference_device: str | None = None,
+    ) -> "CheckpointPair":
+        """The named public pair ``name`` (``attribution pairs``; :mod:`attribution.score.registry`), fetched
+        into the Hugging Face cache if needed; ``beta`` overrides the registry's (unknown there: 1)."""
+        from attribution.score.registry import resolve_pair
+
+        got = resolve_pair(name)
+        b = beta if beta is not None else (got["beta"] if got["beta"] is not None else 1.0)
+        pair = cls.load(got["policy"], got["reference"], b, name=name, dtype=dtype, device=device, reference_device=reference_device)
+        pair.policy.hub, pair.reference.hub = got["policy_hub"], got["reference_hub"]
+        pair.registry = name
+        return pair
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.policy.name, self.reference.name)
@@ -348,13 +369,11 @@ def load_pair_config(
     pairs = {}
     for pname, spec in raw["pairs"].items():
         if isinstance(spec, dict) and "pair" in spec and "policy" not in spec and "reference" not in spec:
-            from attribution.score.registry import registry_pair
-
             if not isinstance(spec["pair"], str):
                 raise ConfigError(f"{path}: pairs.{pname}.pair must name a registry pair (see `attribution pairs`). Got {spec['pair']!r} instead.")
             try:
-                pairs[pname] = registry_pair(spec["pair"], beta=spec.get("beta"), dtype=spec.get("dtype", dtype), device=device,
-                                             reference_device=reference_device)
+                pairs[pname] = CheckpointPair.from_registry(spec["pair"], beta=spec.get("beta"), dtype=spec.get("dtype", dtype),
+                                                            device=device, reference_device=reference_device)
             except ConfigError as err:
                 raise ConfigError(f"{path}: pairs.{pname}: {err}") from None
             pairs[pname].name = pname

@@ -24,7 +24,7 @@ from typing import Any
 
 from attribution.errors import CheckpointError, ConfigError
 
-__all__ = ["REGISTRY_PATH", "DOWNLOAD_PATTERNS", "load_registry", "resolve_side", "registry_pair", "download_pair"]
+__all__ = ["REGISTRY_PATH", "DOWNLOAD_PATTERNS", "load_registry", "resolve_side", "resolve_pair", "download_pair", "table_rows"]
 
 #: The registry data file (tests point this at a registry of local tiny folders).
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
@@ -91,38 +91,24 @@ def resolve_side(name: str, spec: dict[str, Any], side: str) -> tuple[str, str |
     return str(folder), f"{value}@{Path(folder).name}"
 
 
-def registry_pair(
-    name: str,
-    *,
-    beta: float | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-    reference_device: str | None = None,
-    registry: dict[str, dict[str, Any]] | None = None,
-):
-    """The :class:`~attribution.score.CheckpointPair` named ``name`` in the registry (``beta`` overrides its beta)."""
-    from attribution.score.pairs import CheckpointPair
-
+def resolve_pair(name: str, registry: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Registry pair ``name`` as local folders: ``policy``, ``reference``, their ``policy_hub`` /
+    ``reference_hub`` (``repo@commit``, None for a folder) and ``beta`` (None when unknown).
+    A hub id is fetched into the Hugging Face cache when missing there (:func:`resolve_side`)."""
     pairs = load_registry() if registry is None else registry
     if name not in pairs:
         raise ConfigError(f"The '--pair' option must be one of {', '.join(pairs)} (see `attribution pairs`). Got {name!r} instead.")
     spec = pairs[name]
     policy, policy_hub = resolve_side(name, spec, "policy")
     reference, reference_hub = resolve_side(name, spec, "reference")
-    b = beta if beta is not None else (spec.get("beta") if spec.get("beta") is not None else 1.0)
-    pair = CheckpointPair.load(policy, reference, b, name=name, dtype=dtype, device=device, reference_device=reference_device)
-    pair.policy.hub = policy_hub
-    pair.reference.hub = reference_hub
-    pair.registry = name
-    return pair
+    return {"policy": policy, "reference": reference, "policy_hub": policy_hub, "reference_hub": reference_hub,
+            "beta": spec.get("beta")}
 
 
 def download_pair(name: str) -> tuple[str, str]:
     """Fetch both sides of a registry pair into the Hugging Face cache; return their folders."""
-    pairs = load_registry()
-    if name not in pairs:
-        raise ConfigError(f"The '--download' option must be one of {', '.join(pairs)}. Got {name!r} instead.")
-    return resolve_side(name, pairs[name], "policy")[0], resolve_side(name, pairs[name], "reference")[0]
+    got = resolve_pair(name)
+    return got["policy"], got["reference"]
 
 
 def table_rows(registry: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
