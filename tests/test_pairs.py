@@ -153,6 +153,20 @@ def test_select_and_eval_refuse_the_toy_pair_outside_its_world(tmp_path):
     assert res.exit_code == 2 and "--allow-toy-pair" in res.output
     res = _invoke("select", a, b, "--allow-toy-pair")
     assert res.exit_code == 0 and "warning: " in res.output and "toy pair" in res.output
+    res = _invoke("monitor", a)
+    assert res.exit_code == 2 and "--allow-toy-pair" in res.output
+    res = _invoke("monitor", a, "--allow-toy-pair", "-q", "--json", tmp_path / "m.json")
+    assert res.exit_code == 0 and "warning: toy pair" in res.output
+    assert json.loads((tmp_path / "m.json").read_text())["warnings"][0].startswith("toy pair: ")
+    from tests.test_evaluation import labelled_runs, write_jsonl
+
+    data = write_jsonl(tmp_path / "runs.jsonl", labelled_runs())
+    args = ["eval", "--dataset", data, "--no-cache", "--bootstrap", "0", "--folds", "2", "-q"]
+    res = _invoke(*args)
+    assert res.exit_code == 2 and "--allow-toy-pair" in res.output
+    res = _invoke(*args, "--allow-toy-pair", "--json", tmp_path / "e.json")
+    assert res.exit_code == 0 and "warning: toy pair: 6 of 6 runs" in res.output, res.output
+    assert json.loads((tmp_path / "e.json").read_text())["settings"]["warnings"][0].startswith("toy pair: 6 of 6 runs")
 
 
 # -- the registry -------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
         from attribution.evaluation.calibration import load_calibration
 
         threshold = load_calibration(calibration_file, scorer.checkpoints()).threshold
+    caveats: list[str] = []  # a followed log grows: its out-of-domain check is not made
     if follow:
         follower = JsonlFollower(log, poll=poll, idle_timeout=idle_timeout)
         steps = follow_steps(follower)
@@ -71,7 +72,8 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
         follower, steps = None, iter(run.steps)
         from attribution.score.domain import check_domain
 
-        for w in check_domain([run], scorer, allow_toy_pair=allow_toy_pair)[0][0]:  # a finished log: checked before scoring
+        caveats = check_domain([run], scorer, allow_toy_pair=allow_toy_pair)[0][0]  # a finished log: checked before scoring
+        for w in caveats:
             echo(f"warning: {w}", fg="yellow")
     mon = Monitor(scorer, threshold=threshold, run_id=os.path.basename(str(log)), source=str(log),
                   format="chat" if follow else run.format)
@@ -104,6 +106,8 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     elif mon.alerted_at is None and threshold is not None:
         echo(f"no alert: lowest running run score {min((v for v in mon.history if v == v), default=float('nan')):.4f}")
     if json_out:
-        atomic_write_text(json_out, mon.diagnosis().to_json(indent=1))
+        diag = mon.diagnosis()
+        diag.warnings = list(caveats)
+        atomic_write_text(json_out, diag.to_json(indent=1))
     if stopped_at_alert:
         sys.exit(ALERT_STATUS)
