@@ -60,11 +60,13 @@ def make_scorer(
     progress: bool = False,
     max_batch_tokens: int | None = None,
     check_device: bool = True,
+    pair: str | None = None,
 ):
     """A :class:`~attribution.score.Scorer` from CLI-style arguments.
 
-    Give either ``policy`` and ``reference`` (one pair for every agent), or ``pairs`` (a pair
-    config file or :class:`~attribution.score.PairConfig`), or neither for the embedded default.
+    Give either ``policy`` and ``reference`` (one pair for every agent), or ``pair`` (a name from
+    the registry, :mod:`attribution.score.registry`), or ``pairs`` (a pair config file or
+    :class:`~attribution.score.PairConfig`), or none for the embedded default.
     ``device``/``dtype`` ``"auto"`` and ``device_map`` are resolved here, before any model loads
     (:mod:`attribution.score.device`); ``check_device=False`` skips checking that this machine
     has the device (for remote workers). ``max_batch_tokens`` None derives it from free memory.
@@ -79,9 +81,11 @@ def make_scorer(
 
     if (policy is None) != (reference is None):
         raise ConfigError("give both policy and reference, or neither")
-    if policy is not None and pairs is not None:
-        raise ConfigError("give either policy/reference or a pair config, not both")
-    if policy is not None:
+    if sum(x is not None for x in (policy, pairs, pair)) > 1:
+        raise ConfigError("give one of --policy/--reference, --pair or --pairs")
+    if pair is not None:
+        config = PairConfig.single(CheckpointPair.from_registry(pair, beta=beta, dtype=dtype, device=device, reference_device=reference_device))
+    elif policy is not None:
         config = PairConfig.single(
             CheckpointPair.load(policy, reference, 1.0 if beta is None else beta, dtype=dtype, device=device, reference_device=reference_device)
         )
@@ -114,6 +118,7 @@ def build_diagnosis(
     top_k: int = 5,
     settings: dict[str, Any] | None = None,
     checkpoints: dict[str, dict[str, Any]] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Diagnosis:
     """Rank already-scored steps of ``run`` into a :class:`Diagnosis` (no forward pass)."""
     if top_k < 1:
@@ -147,6 +152,7 @@ def build_diagnosis(
         ],
         labels=labels,
         format=run.format,
+        warnings=list(warnings),
     )
 
 
@@ -170,6 +176,8 @@ def diagnose(
     max_batch_tokens: int | None = None,
     progress: bool = False,
     scorer: Any = None,
+    pair: str | None = None,
+    allow_toy_pair: bool = False,
 ) -> Diagnosis:
     """Find the step and agent that most likely made ``run`` fail.
 
@@ -185,6 +193,10 @@ def diagnose(
     window, min_context, chat_template : scoring settings, see :class:`~attribution.score.Scorer`
     dtype, device, device_map, max_batch_tokens : placement and memory, see :func:`make_scorer`
     scorer : an existing Scorer to reuse (its checkpoints stay loaded)
+    pair : a named public pair (``attribution pairs``), instead of policy/reference or pairs
+    allow_toy_pair : let the embedded toy pair score a run that is not a run of its world
+        (refused otherwise, :func:`attribution.score.domain.check_domain`); the diagnosis then
+        carries the toy warning
 
     Returns
     -------
@@ -213,16 +225,24 @@ def diagnose(
             device_map=device_map,
             max_batch_tokens=max_batch_tokens,
             progress=progress,
+            pair=pair,
         )
-    return _diagnosis(run, scorer.score_many([run])[0], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k)
+    from attribution.score.domain import check_domain
+
+    domain = check_domain([run], scorer, allow_toy_pair=allow_toy_pair)[0]
+    return _diagnosis(run, scorer.score_many([run])[0], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k, domain=domain)
 
 
-def _diagnosis(run: Run, scored: Any, scorer: Any, *, aggregate: str, ranker: str, top_k: int) -> Diagnosis:
-    """The diagnosis of ``run`` from its scores (a :class:`~attribution.score.ScoredRun`), with the scorer's settings."""
+def _diagnosis(run: Run, scored: Any, scorer: Any, *, aggregate: str, ranker: str, top_k: int,
+               domain: tuple[list[str], list[dict[str, Any]]] = ([], [])) -> Diagnosis:
+    """The diagnosis of ``run`` from its scores (a :class:`~attribution.score.ScoredRun`), with the scorer's settings
+    and the out-of-domain check's warnings and unknown-token counts (``domain``)."""
     dtypes = sorted({p.policy.dtype for p in scorer.pairs.pairs.values()})
     settings = {**scorer.settings(), "dtype": dtypes[0] if len(dtypes) == 1 else dtypes, "rendered_tokens": scored.n_tokens}
+    if domain[1]:
+        settings["unknown_tokens"] = domain[1]
     return build_diagnosis(run, scored.steps, aggregate=aggregate, ranker=ranker, top_k=top_k, settings=settings,
-                           checkpoints=scorer.checkpoints())
+                           checkpoints=scorer.checkpoints(), warnings=domain[0])
 
 
 def expand_logs(logs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -267,6 +287,8 @@ def diagnose_many(
     engine_options: dict[str, Any] | None = None,
     group_size: int = 8,
     progress: bool = False,
+    pair: str | None = None,
+    allow_toy_pair: bool = False,
 ) -> list[Diagnosis]:
     """Diagnose many runs (files, folders, or :class:`Run` objects), one :class:`Diagnosis` each, in input order.
 
@@ -297,10 +319,13 @@ def diagnose_many(
     scorer = make_scorer(
         policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
         chat_template=chat_template, dtype=dtype, device=engine.worker_device(device), device_map=device_map,
-        max_batch_tokens=max_batch_tokens, check_device=not engine.remote, progress=progress and not engine.remote,
+        max_batch_tokens=max_batch_tokens, check_device=not engine.remote, pair=pair, progress=progress and not engine.remote,
     )
     for run in runs:  # an agent no pair takes is reported before any model loads
         scorer.assign(run)
+    from attribution.score.domain import check_domain
+
+    domains = check_domain(runs, scorer, allow_toy_pair=allow_toy_pair)  # tokenizers only, before any model loads
     unique: dict[str, Run] = {}
     for run in runs:
         unique.setdefault(run.content_hash(), run)
@@ -311,5 +336,5 @@ def diagnose_many(
         for group in engine.score(scorer, groups, progress=progress):
             scored.update((s.run.content_hash(), s) for s in group)
     # The same text under another file name: its scores, ranked against this run's own labels and source.
-    return [_diagnosis(run, scored[run.content_hash()], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k)
-            for run in runs]
+    return [_diagnosis(run, scored[run.content_hash()], scorer, aggregate=aggregate, ranker=ranker, top_k=top_k, domain=dom)
+            for run, dom in zip(runs, domains)]

@@ -10,8 +10,8 @@ kind        what PATH holds
 ==========  =====================================================================================
 ``jsonl``   one line per step of every run: ``run``, ``step``, ``source_id``, ``id_type``,
             ``trace_id``, ``pointer``, ``line``, ``agent``, ``kind``, ``score`` (null for
-            observations), ``rank`` (1 = most suspicious; null when unscored), ``culprit``.
-            Works for every format.
+            observations), ``rank`` (1 = most suspicious; null when unscored), ``culprit``,
+            ``warnings`` (the diagnosis's caveats). Works for every format.
 ``phoenix`` the body of Phoenix's ``POST /v1/span_annotations``: ``{"data": [...]}``, one span
             annotation per scored step: ``span_id``, ``name: "progress_advantage"``,
             ``annotator_kind: "CODE"``, ``result: {label: "culprit" | "ok", score, explanation}``,
@@ -132,6 +132,7 @@ def _rows(diag: Diagnosis) -> list[dict[str, Any]]:
             "n_tokens": st.n_tokens if st is not None else 0,
             "rank": rank.get(i),
             "culprit": i == diag.culprit_step,
+            "warnings": list(diag.warnings),
         })
     return out
 
@@ -139,8 +140,9 @@ def _rows(diag: Diagnosis) -> list[dict[str, Any]]:
 def _explanation(row: dict[str, Any], diag: Diagnosis) -> str:
     n = len(diag.ranking or diag.top)
     verdict = "flagged as the culprit" if row["culprit"] else f"rank {row['rank']} of {n}"
+    caveats = "".join(f". WARNING: {w}" for w in diag.warnings)  # the toy pair, unknown tokens: never a bare verdict
     return (f"progress advantage {row['score']:.4f} over {row['n_tokens']} tokens "
-            f"(sum of beta*log pi/pi_ref); step {row['step']} by {row['agent']}, {verdict}")
+            f"(sum of beta*log pi/pi_ref); step {row['step']} by {row['agent']}, {verdict}{caveats}")
 
 
 def _keyed(diag: Diagnosis, id_types: Sequence[str], kind: str, need_trace: bool = False) -> list[dict[str, Any]]:
@@ -236,7 +238,8 @@ def langfuse_payload(diags: Sequence[Diagnosis]) -> list[dict[str, Any]]:
         for trace in sorted(traces):
             out.append({"traceId": trace, "id": _stable_id(d.run_id, trace, "culprit_agent"), "name": "culprit_agent",
                         "value": d.culprit_agent, "dataType": "CATEGORICAL",
-                        "comment": f"step {d.culprit_step} by {d.culprit_agent} has the most negative progress advantage"})
+                        "comment": f"step {d.culprit_step} by {d.culprit_agent} has the most negative progress advantage"
+                                   + "".join(f". WARNING: {w}" for w in d.warnings)})
     return out
 
 

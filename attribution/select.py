@@ -128,6 +128,7 @@ def select_runs(
     pairs: Any = None,
     format: str | None = None,
     allow_single: bool = False,
+    allow_toy_pair: bool = False,
     **scoring: Any,
 ) -> Selection:
     """Rank candidate runs of one task by run-level progress advantage, best first.
@@ -140,7 +141,10 @@ def select_runs(
     scorer, policy, reference, beta, pairs : the checkpoint pair(s), as for :func:`attribution.diagnose`
     format : force the log format
     allow_single : accept a single candidate (there is nothing to choose between otherwise)
-    **scoring : ``window``, ``min_context``, ``chat_template``, ``dtype``, ``device``, ``progress``
+    allow_toy_pair : let the embedded toy pair score runs outside its world (refused otherwise;
+        ``settings["warnings"]`` then says so, :func:`attribution.score.domain.check_domain`)
+    **scoring : ``window``, ``min_context``, ``chat_template``, ``dtype``, ``device``, ``progress``,
+        ``pair`` (a named public pair, ``attribution pairs``)
 
     Returns
     -------
@@ -170,11 +174,15 @@ def select_runs(
         scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, **scoring)
     for r in loaded:  # an agent no pair covers is reported before any model loads
         scorer.assign(r)
+    from attribution.score.domain import check_domain
+
+    domain = check_domain(loaded, scorer, allow_toy_pair=allow_toy_pair)
+    warnings = list(dict.fromkeys(f"{c.source or c.run_id}: {w}" for c, (lines, _) in zip(loaded, domain) for w in lines))
     cands = []
     for r, scored in zip(loaded, scorer.score_many(loaded)):
         steps = aggregate_steps(scored.steps, "sum")
         cands.append(Candidate(r, run_score(steps, by), steps))
     # A run with no scored token (nan) goes last; ties keep the candidates' order.
     order = sorted(range(len(cands)), key=lambda k: (math.isnan(cands[k].score), -cands[k].score if not math.isnan(cands[k].score) else 0.0, k))
-    settings = {"by": by, "step_aggregate": "sum", **scorer.settings()}
+    settings = {"by": by, "step_aggregate": "sum", **scorer.settings(), **({"warnings": warnings} if warnings else {})}
     return Selection([cands[k] for k in order], settings, scorer.checkpoints())

@@ -255,6 +255,9 @@ class Diagnosis:
     labels: dict[str, Any] = field(default_factory=dict)
     format: str = ""
     ranking: list[int] = field(default_factory=list)
+    # One-line caveats every output repeats: the toy pair scored a run outside its world, or the
+    # pair's unknown token covers much of the run (attribution.score.domain).
+    warnings: list[str] = field(default_factory=list)
     schema: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ command         module
 ``select``      :mod:`attribution.cli.select`
 ``monitor``     :mod:`attribution.cli.monitor`
 ``watch``       :mod:`attribution.cli.watch`
+``pairs``       :mod:`attribution.cli.pairs`
 ==============  ===============================
 """
 
@@ -23,7 +24,7 @@ import click
 
 # Imported as modules, so that ``attribution.cli.report`` stays the module, not the command.
 from attribution.cli import diagnose as _diagnose, eval as _eval, formats as _formats, report as _report, world as _world
-from attribution.cli import monitor as _monitor, select as _select, watch as _watch
+from attribution.cli import monitor as _monitor, pairs as _pairs, select as _select, watch as _watch
 from attribution.cli.errors import Group
 
 __all__ = ["main"]
@@ -36,5 +37,5 @@ def main() -> None:
 
 
 for _command in (_diagnose.diagnose, _report.report, _eval.eval_command, _formats.formats, _world.world, _select.select, _monitor.monitor,
-                 _watch.watch):
+                 _watch.watch, _pairs.pairs):
     main.add_command(_command)

@@ -22,7 +22,7 @@ from attribution.cli.options import (
     window_options,
 )
 
-__all__ = ["diagnose", "print_diagnosis", "print_summary", "verdict", "label_line", "handle"]
+__all__ = ["diagnose", "print_diagnosis", "print_summary", "print_warnings", "verdict", "label_line", "handle"]
 
 
 def _snippet(text: str, width: int = 60) -> str:
@@ -80,9 +80,16 @@ def print_diagnosis(diag) -> None:
     totals = ", ".join(f"{a} {v:.3f}" for a, v in sorted(diag.agent_totals.items(), key=lambda t: t[1]))
     echo(f"agent totals: {totals}")
     echo(verdict(diag), bold=True)
+    print_warnings(diag)
     label = label_line(diag)
     if label:
         echo(label)
+
+
+def print_warnings(diag) -> None:
+    """The diagnosis's caveats (toy pair, unknown tokens), one line each, right under its verdict."""
+    for w in diag.warnings:
+        echo(f"warning: {w}", fg="yellow")
 
 
 def print_summary(diags) -> None:
@@ -103,6 +110,9 @@ def print_summary(diags) -> None:
         name = name if len(name) <= 40 else "…" + name[-39:]  # a long path keeps its file name
         echo(f"{name:<40} {d.culprit_step:>7}  {_snippet(d.culprit_agent, 22):<22} {score:>9.3f}  {label}")
     echo(f"{len(diags)} runs diagnosed" + (f"; culprit step matches the label in {hits} of {labelled}" if labelled else ""))
+    warned = [d for d in diags if d.warnings]
+    if warned:
+        echo(f"warning: {len(warned)} of {len(diags)} runs carry a warning, e.g. {warned[0].run_id}: {warned[0].warnings[0]}")
 
 
 @click.command()
@@ -132,7 +142,7 @@ def print_summary(diags) -> None:
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @emit_option
 @quiet_option("the verdict")
-def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, beta, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
+def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, beta, pair, allow_toy_pair, aggregate, ranker, top_k, fmt, run_id, all_runs, actors, observers,
              window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens, engine, address, workers,
              gpus_per_worker, json_out, graph_out, html_out, emits, quiet):
     """Diagnose the failed run in LOG: which agent, at which step, made it fail."""
@@ -193,7 +203,7 @@ def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, bet
         runs, policy=policy, reference=reference, pairs=pairs, beta=beta, aggregate=aggregate, ranker=ranker,
         top_k=top_k, window=window, min_context=min_context, chat_template=False if no_chat_template else "auto",
         dtype=dtype, device=device, device_map=device_map, max_batch_tokens=max_batch_tokens, progress=not quiet,
-        **engine_settings(engine, address, workers, gpus_per_worker),
+        pair=pair, allow_toy_pair=allow_toy_pair, **engine_settings(engine, address, workers, gpus_per_worker),
     )
     if many:
         print_summary(diags)
@@ -201,6 +211,7 @@ def diagnose(log, trace_ids, since, post, timeout, policy, reference, pairs, bet
         for diag in diags:
             if quiet:
                 echo(verdict(diag, run=all_runs))
+                print_warnings(diag)
             else:
                 print_diagnosis(diag)
     if json_out:

@@ -95,7 +95,7 @@ _RANKERS = ["select", "most-negative", "lowest-total", "sharpest-drop"]
 @click.option("--calibration-out", default="calibration.json", show_default=True, type=click.Path(dir_okay=False),
               help="Where --calibrate writes the calibration file (for attribution monitor --calibration).")
 @quiet_option("the headline: the attribution method's step and agent accuracy")
-def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors, observers, policy, reference, pairs, beta, aggregate, ranker, folds, seed, n_boot, cache_dir,
+def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors, observers, policy, reference, pairs, beta, pair, allow_toy_pair, aggregate, ranker, folds, seed, n_boot, cache_dir,
                  no_cache, group_size, window, min_context, no_chat_template, dtype, device, device_map, max_batch_tokens,
                  engine, address, workers, gpus_per_worker, shard, json_out, md_out, calibrate_fpr, calibration_out, quiet):
     """Measure how often attribution finds the labelled culprit, against baselines."""
@@ -129,7 +129,8 @@ def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors,
         use_cache=not no_cache, group_size=group_size, window=window, min_context=min_context,
         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, device_map=device_map,
         max_batch_tokens=max_batch_tokens, shard=shard, progress=not quiet, calibrate=calibrate_fpr,
-        require_labels=require_labels, **engine_settings(engine, address, workers, gpus_per_worker),
+        require_labels=require_labels, pair=pair, allow_toy_pair=allow_toy_pair,
+        **engine_settings(engine, address, workers, gpus_per_worker),
     )
     t = result.timing
     if shard is not None:  # a shard reports what it scored; the plain eval afterwards reports the metrics
@@ -151,6 +152,8 @@ def eval_command(dataset, subset, data_dir, fmt, labels, require_labels, actors,
         ids = ", ".join(skipped["runs"][:5]) + (", ..." if skipped["n"] > 5 else "")
         echo(f"skipped {skipped['n']} unlabelled {'run' if skipped['n'] == 1 else 'runs'} (no mistake_step, mistake_agent "
              f"or success; --require-labels makes this an error): {ids}")
+    for w in result.settings.get("warnings", []):
+        echo(f"warning: {w}", fg="yellow")
     if json_out:
         write_json(result, json_out)
         wrote(json_out, quiet)

@@ -47,7 +47,7 @@ ALERT_STATUS = 1
 @json_option("Write the scored run as JSON when monitoring ends (the diagnosis schema, as diagnose --json; settings.monitor holds the alert).")
 @quiet_option("alerts")
 def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_alert, fail_on_alert, run_id, all_runs, policy, reference,
-            pairs, beta, fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
+            pairs, beta, pair, allow_toy_pair, fmt, window, min_context, no_chat_template, dtype, device, json_out, quiet):
     """Score the run in LOG step by step; alert when its running score crosses the threshold."""
     from attribution.diagnoser import make_scorer
     from attribution.errors import ConfigError
@@ -64,11 +64,12 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     if threshold is not None and not math.isfinite(threshold):
         raise ConfigError(f"--threshold must be a finite number; got {threshold} (the alert would never fire, or fire at once)")
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
-                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device)
+                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, pair=pair)
     if calibration_file is not None:
         from attribution.evaluation.calibration import load_calibration
 
         threshold = load_calibration(calibration_file, scorer.checkpoints()).threshold
+    caveats: list[str] = []  # a followed log grows: its out-of-domain check is not made
     if follow:
         follower = JsonlFollower(log, poll=poll, idle_timeout=idle_timeout)
         steps = follow_steps(follower, format=fmt)
@@ -77,6 +78,11 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
 
         run = load_run(log, format=fmt, run_id=run_id)
         follower, steps = None, iter(run.steps)
+        from attribution.score.domain import check_domain
+
+        caveats = check_domain([run], scorer, allow_toy_pair=allow_toy_pair)[0][0]  # a finished log: checked before scoring
+        for w in caveats:
+            echo(f"warning: {w}", fg="yellow")
     mon = Monitor(scorer, threshold=threshold, run_id=run.run_id if run_id is not None else os.path.basename(str(log)), source=str(log),
                   format=(fmt or "") if follow else run.format)
     if not quiet:
@@ -114,7 +120,9 @@ def monitor(log, follow, idle_timeout, poll, threshold, calibration_file, on_ale
     if follow:
         mon.run.format = steps.format or ""
     if json_out:
-        atomic_write_text(json_out, mon.diagnosis().to_json(indent=1))
+        diag = mon.diagnosis()
+        diag.warnings = list(caveats)
+        atomic_write_text(json_out, diag.to_json(indent=1))
         wrote(json_out, quiet)
     if stopped_at_alert:
         sys.exit(ALERT_STATUS)

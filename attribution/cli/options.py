@@ -7,7 +7,9 @@ the command receives the option under the parameter name given here.
 decorator                 options (parameter names)                   used by
 ========================  ==========================================  ===============================
 :func:`pair_options`      ``--policy``, ``--reference``, ``--pairs``, diagnose, eval, select, monitor
-                          ``--beta`` (policy, reference, pairs, beta)
+                          ``--beta``, ``--pair``, ``--allow-toy-pair``
+                          (policy, reference, pairs, beta, pair,
+                          allow_toy_pair)
 :func:`format_option`     ``--format`` (fmt)                          diagnose, eval, select, monitor
 :func:`role_options`      ``--actor``, ``--observer`` (actors,        diagnose, eval
                           observers)
@@ -75,6 +77,10 @@ pair_options = compose(
     click.option("--reference", help="The policy's pre-RL reference checkpoint (folder or hub id)."),
     click.option("--pairs", "pairs", type=click.Path(dir_okay=False), help="Pair config (JSON) mapping agents to checkpoint pairs."),
     click.option("--beta", type=float, help="KL coefficient of the pair (default 1, or the config's)."),
+    click.option("--pair", "pair", metavar="NAME",
+                 help="A named public pair (`attribution pairs` lists them); fetched from the hub into its cache once."),
+    click.option("--allow-toy-pair", is_flag=True,
+                 help="Let the embedded world pair score runs outside its world; every output then says the verdict is not a finding."),
 )
 
 def _format_names() -> str:

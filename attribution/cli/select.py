@@ -34,7 +34,7 @@ __all__ = ["select"]
 @device_option
 @json_option('Write {"ranking": [{"run", "score"}, ...], "settings", "checkpoints"} as JSON, best first.')
 @quiet_option("the best run")
-def select(runs, run_id, all_runs, policy, reference, pairs, beta, by, fmt, window, min_context, no_chat_template, dtype, device,
+def select(runs, run_id, all_runs, policy, reference, pairs, beta, pair, allow_toy_pair, by, fmt, window, min_context, no_chat_template, dtype, device,
            json_out, quiet):
     """Rank candidate RUNS of one task by run-level progress advantage, best first."""
     from attribution.errors import ConfigError
@@ -52,13 +52,15 @@ def select(runs, run_id, all_runs, policy, reference, pairs, beta, by, fmt, wind
     sel = select_runs(
         candidates, by=by, policy=policy, reference=reference, pairs=pairs, beta=beta, format=fmt, window=window,
         min_context=min_context, chat_template=False if no_chat_template else "auto", dtype=dtype, device=device,
-        progress=not quiet,
+        progress=not quiet, pair=pair, allow_toy_pair=allow_toy_pair,
     )
     if not quiet:
         echo(f"{'rank':>4}  {'score':>10}  {'steps':>5}  run")
         for r, c in enumerate(sel.ranking, 1):
             echo(f"{r:>4}  {c.score:>10.4f}  {len(c.run.steps):>5}  {_name(c, sel)}")
     echo(f"best: {_name(sel.best, sel)} (run score {sel.best.score:.4f}, {by} over steps)", bold=not quiet)
+    for w in sel.settings.get("warnings", []):
+        echo(f"warning: {w}", fg="yellow")
     if json_out:
         atomic_write_text(json_out, json.dumps(sel.to_dict(), indent=1, ensure_ascii=False) + "\n")
         wrote(json_out, quiet)

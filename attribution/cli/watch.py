@@ -42,7 +42,8 @@ __all__ = ["watch"]
 @device_option
 @timeout_option
 @quiet_option("errors and warnings")
-def watch(url, state_file, out_dir, interval, polls, max_traces, lookback, policy, reference, pairs, beta, aggregate, ranker,
+def watch(url, state_file, out_dir, interval, polls, max_traces, lookback, policy, reference, pairs, beta, pair, allow_toy_pair,
+          aggregate, ranker,
           actors, observers, window, min_context, no_chat_template, dtype, device, timeout, quiet):
     """Diagnose each trace of a Phoenix project once, as it finishes, and post the culprit annotation."""
     import datetime as _dt
@@ -68,10 +69,10 @@ def watch(url, state_file, out_dir, interval, polls, max_traces, lookback, polic
     more_actors, more_observers = config_roles(pairs)
     roles = {"actors": (*more_actors, *actors), "observers": (*more_observers, *observers)}
     scorer = make_scorer(policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
-                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device)
+                         chat_template=False if no_chat_template else "auto", dtype=dtype, device=device, pair=pair)
 
     def score(run):
-        return diagnose(run, scorer=scorer, aggregate=aggregate, ranker=ranker)
+        return diagnose(run, scorer=scorer, aggregate=aggregate, ranker=ranker, allow_toy_pair=allow_toy_pair)
 
     def said(entry) -> None:
         if quiet:

@@ -92,6 +92,31 @@ class EvalResult:
         first = next(iter(self.subsets.values()))
         return next(n for n, m in first.items() if m.kind == "attribution" and not m.in_sample)
 
+    def no_signal(self) -> dict[str, dict[str, Any]]:
+        """Subsets where the attribution does not beat a structural floor (longest step, null pair).
+
+        A floor is not beaten when the paired 95% interval of the step-accuracy difference
+        (attribution minus floor) includes or is below 0 (without bootstrap: the difference is
+        at most 0). Returns subset -> ``{"baselines": [...], "line": one sentence}``.
+        """
+        out = {}
+        for subset, by_base in self.differences.items():
+            bad = []
+            for base, metrics in by_base.items():
+                m = metrics.get("step_accuracy_score")
+                if m is None or m.value is None:
+                    continue
+                if (m.low if m.low is not None else m.value) <= 0:
+                    bad.append(base)
+            if bad:
+                out[subset] = {
+                    "baselines": bad,
+                    "line": (f"no signal: on {subset}, {self.attribution_method} does not beat the {' or the '.join(bad)} on step "
+                             "accuracy (paired 95% interval includes or is below 0); its culprits are no better than the "
+                             "runs' structure gives"),
+                }
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": self.schema,
@@ -103,6 +128,7 @@ class EvalResult:
             "differences": {
                 s: {b: {k: m.to_dict() for k, m in ms.items()} for b, ms in bs.items()} for s, bs in self.differences.items()
             },
+            "no_signal": self.no_signal(),
             "runs": self.runs,
             "timing": self.timing,
             **({"calibration": self.calibration} if self.calibration is not None else {}),
@@ -236,6 +262,8 @@ def evaluate(
     shard: str | tuple[int, int] | None = None,
     calibrate: float | None = None,
     require_labels: bool = False,
+    pair: str | None = None,
+    allow_toy_pair: bool = False,
 ) -> EvalResult:
     """Measure how often attribution finds the labelled culprit, against baselines.
 
@@ -275,6 +303,9 @@ def evaluate(
         is always taken as it is)
     calibrate : float in (0, 1), optional: also choose the monitor's alert threshold for this
         false-alarm rate among the successful runs (:func:`~attribution.evaluation.calibration.calibrate`)
+    pair : a named public pair (``attribution pairs``), instead of policy/reference or pairs
+    allow_toy_pair : let the embedded toy pair score runs outside its world (refused otherwise);
+        ``settings["warnings"]`` then says so, as it says when a pair's unknown token covers much of a run
 
     Returns
     -------
@@ -308,7 +339,7 @@ def evaluate(
         scorer = make_scorer(
             policy=policy, reference=reference, beta=beta, pairs=pairs, window=window, min_context=min_context,
             chat_template=chat_template, dtype=dtype, device=engine.worker_device(device), device_map=device_map,
-            max_batch_tokens=max_batch_tokens, check_device=not engine.remote,
+            max_batch_tokens=max_batch_tokens, check_device=not engine.remote, pair=pair,
         )
     scorer.entropy = True
 
@@ -332,6 +363,7 @@ def evaluate(
         raise ConfigError("nothing to evaluate: the dataset holds no runs")
     for run in runs:  # an agent no pair takes is reported before any model loads
         scorer.assign(run)
+    warnings = _domain_warnings(runs, scorer, allow_toy_pair)  # tokenizers only; the toy pair refuses other worlds' runs
     if calibrate is not None and not any(run.success for run in runs):
         raise ConfigError(f"--calibrate needs labelled successful runs (success: true); {name} has none")
     key = scoring_key(scorer)
@@ -460,6 +492,7 @@ def evaluate(
         "group_size": group_size,
         "label_problems": label_problems(runs),
         "skipped_unlabelled": {"n": len(unlabelled), "runs": [r.run_id for r in unlabelled]},
+        "warnings": warnings,
     }
     # Cache entries found invalid (truncated, failed checksum, NaN, ...): never used, scored again.
     bad = len(cache.bad) + (len(ncache.bad) if ncache is not None else 0)
@@ -471,6 +504,23 @@ def evaluate(
         calibration = choose_threshold(runs, summed, calibrate, checkpoints=scorer.checkpoints(), dataset=name).to_dict()
     return EvalResult(settings, scorer.checkpoints(), subsets, grid_results, selection, per_run, timing,
                       differences=differences, calibration=calibration)
+
+
+def _domain_warnings(runs: Sequence[Run], scorer: Any, allow_toy_pair: bool) -> list[str]:
+    """The out-of-domain check of every run (:func:`attribution.score.domain.check_domain`), one line per kind of warning."""
+    from attribution.score.domain import check_domain
+
+    per_run = check_domain(runs, scorer, allow_toy_pair=allow_toy_pair)
+    kinds: dict[str, list[str]] = {}
+    for run, (lines, _) in zip(runs, per_run):
+        for line in lines:
+            kinds.setdefault(line.split(":", 1)[0], []).append(run.run_id)
+    out = []
+    for kind, ids in kinds.items():
+        what = ("the embedded world pair scored them though they are not runs of its world; these numbers are not a finding"
+                if kind == "toy pair" else "more than 1% of their scored tokens are the pair's unknown token (<unk>)")
+        out.append(f"{kind}: {len(ids)} of {len(runs)} runs (e.g. {ids[0]}): {what}")
+    return out
 
 
 _BASE_NOTES = {

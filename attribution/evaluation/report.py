@@ -80,8 +80,10 @@ def _difference_rows(result: EvalResult, subset: str) -> list[tuple[str, str, st
 
 
 def format_table(result: EvalResult, *, ci: bool = True) -> str:
-    """The terminal table: one block per subset, one row per method (intervals on the two accuracies)."""
+    """The terminal table: one block per subset, one row per method (intervals on the two accuracies),
+    and the "no signal" line where the attribution does not beat a structural floor."""
     lines = []
+    no_signal = result.no_signal()
     for subset, methods in result.subsets.items():
         lines.append(f"{subset} ({_n(methods)})")
         width = max(len(_label(m)) for m in methods.values()) + 2
@@ -94,6 +96,8 @@ def format_table(result: EvalResult, *, ci: bool = True) -> str:
             lines.append("  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(r)))
         for b, step, agent in _difference_rows(result, subset):
             lines.append(f"  {result.attribution_method} − {b}: step acc {step}, agent acc {agent} (paired, points)")
+        if subset in no_signal:
+            lines.append(f"  {no_signal[subset]['line']}")
         lines.append("")
     if result.selection:
         counts = ", ".join(f"{k} ×{v}" for k, v in result.selection["chosen_counts"].items())
@@ -124,6 +128,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | None = None) -> str:
     """The Markdown report; ``figures`` maps subset -> {"tolerance"|"roc": relative PNG path}."""
     s = result.settings
+    no_signal = result.no_signal()
     md = ["# Attribution evaluation", ""]
     md += [f"Dataset **{s['dataset']}** ({s['origin']}), subset `{s['subset']}`, {s['n_runs']} runs.", ""]
     md += ["## Settings", ""]
@@ -156,6 +161,8 @@ def render_markdown(result: EvalResult, figures: dict[str, dict[str, str]] | Non
             md += [f"Paired bootstrap differences, `{result.attribution_method}` minus each structural floor, in "
                    "percentage points [95% interval]:", ""]
             md += _md_table(["baseline", "step acc difference", "agent acc difference"], [list(r) for r in diffs]) + [""]
+        if subset in no_signal:
+            md += [f"**{no_signal[subset]['line'][0].upper()}{no_signal[subset]['line'][1:]}.**", ""]
         for kind, rel in (figures or {}).get(subset, {}).items():
             md += [f"![{kind} ({subset})]({rel})", ""]
     md += ["## Every setting", "", f"Each row is one fixed aggregation/ranker over all runs of the subset. Picking the best row "

@@ -75,6 +75,8 @@ def _check_fields(raw: dict[str, Any], path: Path) -> None:
     need(_is_int(raw["culprit_step"]) and raw["culprit_step"] >= 0, "culprit_step", "a step index (an integer >= 0)", raw["culprit_step"])
     need(isinstance(raw.get("run_steps", []), list), "run_steps", "a list", raw.get("run_steps"))
     need(isinstance(raw.get("labels", {}), dict), "labels", "an object", raw.get("labels"))
+    warnings = raw.get("warnings", [])
+    need(isinstance(warnings, list) and all(isinstance(w, str) for w in warnings), "warnings", "a list of strings", warnings)
     for agent, total in raw["agent_totals"].items():
         need(_is_number(total), f"agent_totals.{agent}", "a finite number", total)
 

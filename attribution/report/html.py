@@ -326,7 +326,8 @@ class _Page:
         ckpt = self._checkpoint_summary()
         if ckpt:
             cards.append(self._card("Checkpoints", ckpt, f"{len(d.checkpoints)} pair(s){_DOT}see details", "ckpt"))
-        extras = []
+        # Caveats first, above the question: the toy pair's verdict or a pair that cannot read the run.
+        extras = [f'<p class="warning" role="alert"><span>Warning</span>{_e(w)}</p>' for w in d.warnings]
         question = d.labels.get("question")
         if question:
             extras.append(f'<p class="question"><span>Question</span>{_e(question)}</p>')

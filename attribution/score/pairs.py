@@ -18,7 +18,9 @@ Pair config file (JSON)::
 
 ``agents`` maps an agent name or a glob (``fnmatch``) to a pair name, first match wins;
 ``default`` takes every other agent (omit it to make an unplaced agent an error). Relative
-folder paths are resolved against the config file's folder.
+folder paths are resolved against the config file's folder. A pair may instead name a registry
+pair, ``{"pair": "olmo-2-1b-instruct"}`` (optionally with ``"beta"``), as ``--pair NAME`` does
+(:mod:`attribution.score.registry`, ``attribution pairs``).
 """
 
 from __future__ import annotations
@@ -137,6 +139,8 @@ class Checkpoint:
     name: str
     dtype: str = "float32"
     device: str = "cpu"
+    # ``repo@commit`` when the folder is a hub snapshot fetched for a named pair (score/registry.py).
+    hub: str | None = field(default=None, init=False)
     _model: Any = field(default=None, init=False, repr=False)
     _tokenizer: Any = field(default=None, init=False, repr=False)
     _id: str | None = field(default=None, init=False, repr=False)
@@ -149,6 +153,8 @@ class Checkpoint:
     def id(self) -> str:
         """Stable id: ``folder-name@content-hash`` for a folder (config, weights and tokenizer files,
         full content, see :func:`file_sha256`), ``repo@commit`` for a hub id (its revision)."""
+        if self._id is None and self.hub:
+            self._id = self.hub
         if self._id is None:
             if self.is_local:
                 path = Path(self.name).expanduser().resolve()
@@ -250,6 +256,7 @@ class CheckpointPair:
     reference: Checkpoint
     beta: float = 1.0
     name: str = "default"
+    registry: str | None = field(default=None, init=False)  # the `--pair NAME` this pair came from
     _checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -274,6 +281,27 @@ class CheckpointPair:
         ref_device = device if reference_device is None else reference_device
         return cls(_checkpoint(str(policy), dtype, device), _checkpoint(str(reference), dtype, ref_device), beta, name)
 
+    @classmethod
+    def from_registry(
+        cls,
+        name: str,
+        *,
+        beta: float | None = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        reference_device: str | None = None,
+    ) -> "CheckpointPair":
+        """The named public pair ``name`` (``attribution pairs``; :mod:`attribution.score.registry`), fetched
+        into the Hugging Face cache if needed; ``beta`` overrides the registry's (unknown there: 1)."""
+        from attribution.score.registry import resolve_pair
+
+        got = resolve_pair(name)
+        b = beta if beta is not None else (got["beta"] if got["beta"] is not None else 1.0)
+        pair = cls.load(got["policy"], got["reference"], b, name=name, dtype=dtype, device=device, reference_device=reference_device)
+        pair.policy.hub, pair.reference.hub = got["policy_hub"], got["reference_hub"]
+        pair.registry = name
+        return pair
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.policy.name, self.reference.name)
@@ -297,7 +325,10 @@ class CheckpointPair:
         return a
 
     def describe(self) -> dict[str, Any]:
-        return {"policy": self.policy.describe(), "reference": self.reference.describe(), "beta": self.beta}
+        out = {"policy": self.policy.describe(), "reference": self.reference.describe(), "beta": self.beta}
+        if self.registry:
+            out["registry"] = self.registry
+        return out
 
 
 @dataclass
@@ -353,8 +384,18 @@ def load_pair_config(
 
     pairs = {}
     for pname, spec in raw["pairs"].items():
+        if isinstance(spec, dict) and "pair" in spec and "policy" not in spec and "reference" not in spec:
+            if not isinstance(spec["pair"], str):
+                raise ConfigError(f"{path}: pairs.{pname}.pair must name a registry pair (see `attribution pairs`). Got {spec['pair']!r} instead.")
+            try:
+                pairs[pname] = CheckpointPair.from_registry(spec["pair"], beta=spec.get("beta"), dtype=spec.get("dtype", dtype),
+                                                            device=device, reference_device=reference_device)
+            except ConfigError as err:
+                raise ConfigError(f"{path}: pairs.{pname}: {err}") from None
+            pairs[pname].name = pname
+            continue
         if not isinstance(spec, dict) or "policy" not in spec or "reference" not in spec:
-            raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference'")
+            raise ConfigError(f"{path}: pair {pname!r} must have 'policy' and 'reference' (or 'pair': a name from `attribution pairs`)")
         if not pname.isprintable():  # the name is shown in progress bars and reports
             raise ConfigError(f"{path}: pair names must be printable. Got {pname!r} instead.")
         if not isinstance(spec.get("dtype", dtype), str):
